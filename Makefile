@@ -1,0 +1,58 @@
+# Convolution in Deep Learning — the two commands of the README's quick start:
+#   make book   set everything up (.venv, pinned dependencies) and build the website
+#   make test   set everything up (plus test-only tools) and run every test
+# Everything else here is a step of those two, or a convenience listed by `make help`.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+BUILD  := _build
+JB_FLAGS := -n -W --keep-going
+
+.PHONY: help setup setup-test book book-clean test lint serve bench clean
+
+help:
+	@echo "make book    set up and build the website into $(BUILD)/html (clean cache)"
+	@echo "make test    set up and run every test (lint, book build, pytest)"
+	@echo "make serve   serve the built website on http://127.0.0.1:8000"
+	@echo "make bench   run the benchmarks in bench/"
+	@echo "make clean   remove $(BUILD) and caches (keeps $(VENV))"
+
+# The virtual environment: re-created whenever the lock or pyproject changes.
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip==25.3"
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[book,grading,test]"
+	touch $@
+
+# Test-only tools that are not dependencies of conv_lib: PyTorch (CPU) as an oracle.
+$(TEST_STAMP): $(STAMP) requirements-test.txt
+	$(BIN)/python -m pip install --quiet -c requirements.lock -r requirements-test.txt
+	touch $@
+
+setup: $(STAMP)
+setup-test: $(TEST_STAMP)
+
+# Build the book from an empty execution cache (jupyter-cache keys on cell source only,
+# so a change in conv_lib would otherwise not re-execute the chapters).
+book: setup
+	rm -rf $(BUILD)
+	$(BIN)/jupyter-book build $(JB_FLAGS) --path-output . .
+
+lint: setup-test
+	$(BIN)/ruff check conv_lib tests bench
+
+test: setup-test lint book
+	$(BIN)/python -m pytest
+
+serve:
+	@test -d $(BUILD)/html || { echo "No site yet: run 'make book' first"; exit 1; }
+	$(BIN)/python -m http.server --bind 127.0.0.1 --directory $(BUILD)/html 8000
+
+bench: setup-test
+	$(BIN)/python bench/bench_conv.py
+
+clean:
+	rm -rf $(BUILD) .pytest_cache .hypothesis
