@@ -1,0 +1,34 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def site_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The built website's HTML folder.
+
+    ``make test`` builds the book from a clean cache into ``_build/html`` before pytest
+    runs; that build is used. Run alone, pytest builds the book itself into a temporary
+    folder (also from an empty cache). ``BOOK_HTML`` points at another build.
+    """
+    if "BOOK_HTML" in os.environ:
+        return Path(os.environ["BOOK_HTML"])
+    built = ROOT / "_build" / "html"
+    if (built / "index.html").exists():
+        return built
+    out = tmp_path_factory.mktemp("book")
+    jb = Path(sys.executable).with_name("jupyter-book")
+    subprocess.run(
+        [str(jb), "build", "-n", "-W", "--keep-going", "--path-output", str(out), str(ROOT)],
+        check=True,
+    )
+    return out / "_build" / "html"
