@@ -29,6 +29,8 @@ from conv_lib.validation import as_array, as_pair  # noqa: F401
 # --- end section lib-nchw ---
 
 # --- section: chapters' additions (owner: book helpers) ---
+from conv_lib.plotting import use_course_style  # noqa: F401
+from conv_lib.timing import median_time  # noqa: F401
 # --- end section book ---
 
 # --- section: grading helpers (owner: assignments) ---
