@@ -1,0 +1,159 @@
+"""The course's data: the seed's example and small images / data sets shipped with
+scikit-image and scikit-learn (nothing is downloaded).
+
+Loads are cached; every call returns a fresh copy, so changing a returned array never
+affects later calls.
+"""
+
+from __future__ import annotations
+
+from functools import cache, lru_cache
+
+import numpy as np
+
+from conv_lib.validation import check_choice
+
+__all__ = ["IMAGE_NAMES", "SEED_IMAGE", "SEED_KERNEL", "load_digits", "load_faces", "load_image"]
+
+
+def _read_only(values: list[list[int]]) -> np.ndarray:
+    arr = np.array(values, dtype=np.int64)
+    arr.setflags(write=False)
+    return arr
+
+
+#: The seed's 5x5 sample input image (read-only; ``SEED_IMAGE.copy()`` to change it).
+SEED_IMAGE: np.ndarray = _read_only(
+    [
+        [1, 2, 3, 0, 0],
+        [4, 5, 6, 0, 0],
+        [7, 8, 9, 0, 0],
+        [0, 0, 0, 0, 0],
+        [0, 0, 0, 0, 0],
+    ]
+)
+
+#: The seed's 3x3 "edge detection" kernel (read-only), same as ``get_kernel("seed_edge")``.
+SEED_KERNEL: np.ndarray = _read_only(
+    [
+        [1, 0, -1],
+        [1, 0, -1],
+        [1, 0, -1],
+    ]
+)
+
+#: Every name :func:`load_image` accepts.
+IMAGE_NAMES: tuple[str, ...] = ("camera", "coins", "retina", "microaneurysms", "shepp_logan")
+
+_LOADERS = {
+    "camera": "camera",
+    "coins": "coins",
+    "retina": "retina",
+    "microaneurysms": "microaneurysms",
+    "shepp_logan": "shepp_logan_phantom",
+}
+
+
+def _frozen(arr: np.ndarray) -> np.ndarray:
+    arr.setflags(write=False)
+    return arr
+
+
+@cache
+def _cached_image(name: str) -> np.ndarray:
+    import skimage.data
+    from skimage.color import rgb2gray
+    from skimage.util import img_as_float64
+
+    image = getattr(skimage.data, _LOADERS[name])()
+    if image.ndim == 3:
+        image = rgb2gray(image[..., :3])
+    image = np.clip(img_as_float64(image), 0.0, 1.0)
+    return _frozen(np.ascontiguousarray(image, dtype=np.float64))
+
+
+def load_image(name: str, as_float: bool = True) -> np.ndarray:
+    """A grayscale sample image from ``skimage.data`` (shipped with scikit-image).
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`IMAGE_NAMES`: ``"camera"`` (512x512 photographer),
+        ``"coins"`` (303x384), ``"retina"`` (1411x1411 fundus photograph, converted to
+        grayscale), ``"microaneurysms"`` (102x102 retina crop), ``"shepp_logan"``
+        (400x400 Shepp-Logan phantom, a standard CT test image).
+    as_float : bool
+        True: float64 in [0, 1]. False: uint8 in [0, 255] (rounded).
+
+    Returns
+    -------
+    image : numpy.ndarray, shape (H, W)
+        A new, writable array.
+    """
+    check_choice("name", name, IMAGE_NAMES)
+    if not isinstance(as_float, bool):
+        raise TypeError(f"as_float: got {as_float!r}; expected True or False")
+    image = _cached_image(name)
+    if as_float:
+        return image.copy()
+    return np.round(image * 255).astype(np.uint8)
+
+
+@lru_cache(maxsize=1)
+def _cached_faces() -> tuple[np.ndarray, np.ndarray]:
+    import skimage.data
+    from skimage.util import img_as_float64
+
+    images = img_as_float64(skimage.data.lfw_subset())
+    # skimage documents lfw_subset as "100 first images are faces and subsequent 100 are non-faces".
+    if images.shape != (200, 25, 25):
+        raise RuntimeError(f"skimage.data.lfw_subset(): got shape {images.shape}; expected (200, 25, 25)")
+    labels = np.concatenate([np.ones(100, dtype=np.int64), np.zeros(100, dtype=np.int64)])
+    return _frozen(np.ascontiguousarray(images)), _frozen(labels)
+
+
+def load_faces() -> tuple[np.ndarray, np.ndarray]:
+    """Small face / non-face patches from LFW (``skimage.data.lfw_subset``).
+
+    Returns
+    -------
+    images : numpy.ndarray, shape (200, 25, 25), float64 in [0, 1]
+        Grayscale 25x25 patches: the first 100 are faces, the last 100 background crops
+        from the same photographs.
+    labels : numpy.ndarray, shape (200,), int64
+        1 for a face, 0 for a non-face.
+    """
+    images, labels = _cached_faces()
+    return images.copy(), labels.copy()
+
+
+@lru_cache(maxsize=1)
+def _cached_digits() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits as sklearn_load_digits
+
+    digits = sklearn_load_digits()
+    images = np.asarray(digits.images, dtype=np.float64) / 16.0  # pixel values are 0..16
+    return _frozen(images), _frozen(np.asarray(digits.target, dtype=np.int64))
+
+
+def load_digits(as_nchw: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The 8x8 handwritten digits of ``sklearn.datasets.load_digits`` (1797 images, 0-9).
+
+    Parameters
+    ----------
+    as_nchw : bool
+        True: images shaped ``(N, 1, 8, 8)`` ready for :func:`conv_lib.conv2d`.
+        False: ``(N, 8, 8)``.
+
+    Returns
+    -------
+    X : numpy.ndarray, shape (1797, 1, 8, 8) or (1797, 8, 8), float64 in [0, 1]
+        Pixel values divided by 16 (the data's maximum).
+    y : numpy.ndarray, shape (1797,), int64
+        The digit, 0 to 9.
+    """
+    if not isinstance(as_nchw, bool):
+        raise TypeError(f"as_nchw: got {as_nchw!r}; expected True or False")
+    images, labels = _cached_digits()
+    X = images[:, None, :, :].copy() if as_nchw else images.copy()
+    return X, labels.copy()
