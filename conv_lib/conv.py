@@ -1,0 +1,285 @@
+"""Convolution layers on NCHW batches, with ``torch.nn.functional`` semantics.
+
+Like every deep-learning library, ``conv2d`` computes a *cross-correlation* (no kernel
+flip)::
+
+    out[n, o, y, x] = bias[o] + sum_{c, i, j} x_pad[n, g*C_in/groups + c, s*y + d*i, s*x + d*j]
+                                               * weight[o, c, i, j]
+
+where ``g = o // (C_out/groups)`` is the group of output channel ``o``.
+
+Shapes: ``x: (N, C_in, H, W)``, ``weight: (C_out, C_in/groups, kH, kW)``, ``bias: (C_out,)``,
+output ``(N, C_out, H_out, W_out)`` with
+``H_out = floor((H + pad_top + pad_bottom - dilation*(kH-1) - 1) / stride) + 1``.
+
+Dtypes: float32 stays float32, float64 stays float64, integers and bools become
+float64; mixed float32/float64 give float64.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from conv_lib.algorithms import (
+    Pads,
+    _out_len,
+    _pad_hw,
+    _resolve_method,
+    corr_nchw,
+    grad_input_nchw,
+    grad_weight_nchw,
+)
+from conv_lib.validation import as_array, as_pair, check_choice, check_groups
+
+__all__ = ["conv2d", "conv2d_backward", "conv_transpose2d"]
+
+IntPair = int | tuple[int, int]
+
+
+def _padding_pairs(
+    padding: Any, kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int]
+) -> Pads:
+    """``((top, bottom), (left, right))`` zero padding; strings follow torch."""
+    if isinstance(padding, str):
+        check_choice("padding", padding, ("valid", "same"))
+        if padding == "valid":
+            return (0, 0), (0, 0)
+        if stride != (1, 1):
+            raise ValueError(
+                f"padding: got 'same' with stride {stride}; expected stride 1 "
+                "(padding='same' is not supported for strided convolutions, as in torch)"
+            )
+        pairs = []
+        for k, d in zip(kernel, dilation, strict=True):
+            total = d * (k - 1)
+            pairs.append((total // 2, total - total // 2))  # torch: the extra zero goes right/bottom
+        return pairs[0], pairs[1]
+    ph, pw = as_pair("padding", padding, minimum=0)
+    return (ph, ph), (pw, pw)
+
+
+def _check_conv(x, weight, bias, stride, padding, dilation, groups):
+    """Validate a conv2d call; return normalised arrays and geometry."""
+    x = as_array("x", x, ndim=4, floating=True)
+    weight = as_array("weight", weight, ndim=4, floating=True)
+    stride = as_pair("stride", stride)
+    dilation = as_pair("dilation", dilation)
+    n, c_in, h, w = x.shape
+    c_out, c_per_group, kh, kw = weight.shape
+    if min(c_in, h, w) < 1 or min(weight.shape) < 1:
+        raise ValueError(
+            f"x, weight: got shapes {x.shape} and {weight.shape}; expected non-zero channels, "
+            "height, width and kernel size"
+        )
+    groups = check_groups(groups, c_in, c_out)
+    if c_per_group * groups != c_in:
+        raise ValueError(
+            f"weight: got shape {weight.shape}; expected (C_out, C_in/groups, kH, kW) = "
+            f"({c_out}, {c_in // groups}, kH, kW) for x with {c_in} input channels and groups={groups}"
+        )
+    if bias is not None:
+        bias = as_array("bias", bias, ndim=1, floating=True)
+        if bias.shape != (c_out,):
+            raise ValueError(
+                f"bias: got shape {bias.shape}; expected ({c_out},), one value per output channel"
+            )
+    pads = _padding_pairs(padding, (kh, kw), stride, dilation)
+    hp, wp = h + sum(pads[0]), w + sum(pads[1])
+    eh, ew = dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1
+    if eh > hp or ew > wp:
+        raise ValueError(
+            f"weight: got kernel size {(kh, kw)} (dilated {(eh, ew)}); expected at most the padded "
+            f"input size {(hp, wp)} (x spatial size {(h, w)}, padding {pads})"
+        )
+    out_hw = (_out_len(hp, kh, stride[0], dilation[0]), _out_len(wp, kw, stride[1], dilation[1]))
+    return x, weight, bias, stride, pads, dilation, groups, out_hw
+
+
+def conv2d(
+    x: Any,
+    weight: Any,
+    bias: Any = None,
+    stride: IntPair = 1,
+    padding: IntPair | str = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+    method: str = "auto",
+) -> np.ndarray:
+    """2-D convolution layer (cross-correlation), like ``torch.nn.functional.conv2d``.
+
+    Parameters
+    ----------
+    x : array_like, shape (N, C_in, H, W)
+    weight : array_like, shape (C_out, C_in/groups, kH, kW)
+    bias : array_like, shape (C_out,), optional
+    stride : int or (int, int)
+        Step between windows, >= 1.
+    padding : int, (int, int), "valid" or "same"
+        Zeros added on both sides. ``"same"`` keeps ``H, W`` (stride 1 only); when the
+        dilated kernel size is even, the extra zero goes at the bottom/right, like torch.
+    dilation : int or (int, int)
+        Spacing between kernel taps, >= 1.
+    groups : int
+        Channels split into ``groups`` independent convolutions; must divide C_in and C_out.
+    method : {"auto", "direct", "im2col", "fft"}
+        Algorithm (:mod:`conv_lib.algorithms`).
+
+    Returns
+    -------
+    out : ndarray, shape (N, C_out, H_out, W_out)
+
+    Raises
+    ------
+    ValueError
+        Wrong ndim, channel/group mismatch, bad bias shape, kernel larger than the padded
+        input, non-positive stride/dilation, negative padding, "same" with stride > 1,
+        unknown method.
+    """
+    x, weight, bias, stride, pads, dilation, groups, _ = _check_conv(
+        x, weight, bias, stride, padding, dilation, groups
+    )
+    method = _resolve_method(method, x.shape, weight.shape, stride, dilation)
+    out = corr_nchw(_pad_hw(x, pads), weight, stride, dilation, groups, method)
+    if bias is not None:
+        out = out.astype(np.result_type(out, bias), copy=False)
+        out += bias[:, None, None]
+    return out
+
+
+def conv2d_backward(
+    grad_out: Any,
+    x: Any,
+    weight: Any,
+    stride: IntPair = 1,
+    padding: IntPair | str = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+    method: str = "auto",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients of :func:`conv2d` given the upstream gradient ``grad_out``.
+
+    Parameters
+    ----------
+    grad_out : array_like, shape (N, C_out, H_out, W_out)
+        dLoss/dout.
+    x : array_like, shape (N, C_in, H, W)
+        The forward input.
+    weight : array_like, shape (C_out, C_in/groups, kH, kW)
+    stride, padding, dilation, groups
+        As given to :func:`conv2d`.
+    method : {"auto", "direct", "im2col", "fft"}
+        ``"fft"`` and ``"auto"`` use ``"im2col"`` (chunked GEMMs) for the backward pass.
+
+    Returns
+    -------
+    grad_x : ndarray, shape (N, C_in, H, W)
+        Rows/columns of ``x`` that no window reads (stride that does not divide) get 0.
+    grad_weight : ndarray, shape (C_out, C_in/groups, kH, kW)
+    grad_bias : ndarray, shape (C_out,)
+        ``grad_out`` summed over batch and space (the bias gradient, whether or not the
+        forward pass had a bias).
+    """
+    x, weight, _, stride, pads, dilation, groups, out_hw = _check_conv(
+        x, weight, None, stride, padding, dilation, groups
+    )
+    grad_out = as_array("grad_out", grad_out, ndim=4, floating=True)
+    expected = (x.shape[0], weight.shape[0]) + out_hw
+    if grad_out.shape != expected:
+        raise ValueError(
+            f"grad_out: got shape {grad_out.shape}; expected {expected}, the shape of conv2d's output"
+        )
+    check_choice("method", method, ("auto", "direct", "im2col", "fft"))
+    method = "direct" if method == "direct" else "im2col"
+    dtype = np.result_type(grad_out, x, weight)
+    grad_out, x, weight = (a.astype(dtype, copy=False) for a in (grad_out, x, weight))
+    xp = _pad_hw(x, pads)
+    gxp = grad_input_nchw(grad_out, weight, xp.shape, stride, dilation, groups, method)
+    (pt, _), (pl, _) = pads
+    grad_x = np.ascontiguousarray(gxp[:, :, pt : pt + x.shape[2], pl : pl + x.shape[3]])
+    grad_w = grad_weight_nchw(grad_out, xp, weight.shape, stride, dilation, groups, method)
+    grad_b = grad_out.sum(axis=(0, 2, 3))
+    return grad_x, grad_w, grad_b
+
+
+def conv_transpose2d(
+    x: Any,
+    weight: Any,
+    bias: Any = None,
+    stride: IntPair = 1,
+    padding: IntPair = 0,
+    output_padding: IntPair = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+) -> np.ndarray:
+    """Transposed convolution, like ``torch.nn.functional.conv_transpose2d``.
+
+    The adjoint of :func:`conv2d` with respect to its input: every input pixel spreads
+    ``weight``-weighted copies over the output ("fractionally strided" convolution).
+
+    Parameters
+    ----------
+    x : array_like, shape (N, C_in, H, W)
+    weight : array_like, shape (C_in, C_out/groups, kH, kW)
+        Note the order: input channels first (torch's layout for transposed convs).
+    bias : array_like, shape (C_out,), optional
+    stride, dilation : int or (int, int), >= 1
+    padding : int or (int, int), >= 0
+        Crops ``padding`` rows/columns from each side of the full output.
+    output_padding : int or (int, int)
+        Extra rows/columns added at the bottom/right; each must be smaller than the
+        stride or the dilation of its axis (torch's rule).
+    groups : int
+
+    Returns
+    -------
+    out : ndarray, shape (N, C_out, H_out, W_out)
+        ``H_out = (H - 1)*stride - 2*padding + dilation*(kH - 1) + output_padding + 1``.
+    """
+    x = as_array("x", x, ndim=4, floating=True)
+    weight = as_array("weight", weight, ndim=4, floating=True)
+    stride = as_pair("stride", stride)
+    dilation = as_pair("dilation", dilation)
+    ph, pw = as_pair("padding", padding, minimum=0)
+    oph, opw = as_pair("output_padding", output_padding, minimum=0)
+    n, c_in, h, w = x.shape
+    if min(c_in, h, w) < 1 or min(weight.shape) < 1:
+        raise ValueError(
+            f"x, weight: got shapes {x.shape} and {weight.shape}; expected non-zero channels, "
+            "height, width and kernel size"
+        )
+    _, c_per_group, kh, kw = weight.shape
+    if weight.shape[0] != c_in:
+        raise ValueError(
+            f"weight: got shape {weight.shape}; expected (C_in, C_out/groups, kH, kW) with "
+            f"C_in = {c_in}, the channels of x"
+        )
+    groups = check_groups(groups, c_in, c_in)  # C_out = groups * weight.shape[1] always divides
+    c_out = c_per_group * groups
+    for axis, op, s, d in (("height", oph, stride[0], dilation[0]), ("width", opw, stride[1], dilation[1])):
+        if op >= s and op >= d:
+            raise ValueError(
+                f"output_padding: got {(oph, opw)}; expected each entry smaller than the stride "
+                f"{stride} or the dilation {dilation} (fails for the {axis})"
+            )
+    if bias is not None:
+        bias = as_array("bias", bias, ndim=1, floating=True)
+        if bias.shape != (c_out,):
+            raise ValueError(
+                f"bias: got shape {bias.shape}; expected ({c_out},), one value per output channel"
+            )
+    h_out = (h - 1) * stride[0] - 2 * ph + dilation[0] * (kh - 1) + oph + 1
+    w_out = (w - 1) * stride[1] - 2 * pw + dilation[1] * (kw - 1) + opw + 1
+    if h_out < 1 or w_out < 1:
+        raise ValueError(
+            f"padding: got {(ph, pw)}; expected a padding that leaves a non-empty output "
+            f"(output size would be {(h_out, w_out)})"
+        )
+    xp_shape = (n, c_out, h_out + 2 * ph, w_out + 2 * pw)
+    full = grad_input_nchw(x, weight, xp_shape, stride, dilation, groups, "im2col")
+    out = np.ascontiguousarray(full[:, :, ph : ph + h_out, pw : pw + w_out])
+    if bias is not None:
+        out = out.astype(np.result_type(out, bias), copy=False)
+        out += bias[:, None, None]
+    return out
