@@ -10,13 +10,22 @@ STAMP  := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 BUILD  := _build
 JB_FLAGS := -n -W --keep-going
+# Web assets from the npm registry, pinned by web/package-lock.json: MathJax and Font Awesome
+# (served by the site itself, no CDN) and axe-core (accessibility tests).
+WEB_STAMP := web/node_modules/.installed
+# The browser of the website tests (tests/test_website.py): Debian's chromium, driven by
+# Playwright for Python (requirements-test.txt); Playwright's own browser download is not used.
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help setup setup-test book book-clean test lint serve bench clean
+.PHONY: help setup setup-test web browser book book-clean test lint serve bench clean
 
 help:
 	@echo "make book    set up and build the website into $(BUILD)/html (clean cache)"
 	@echo "make test    set up and run every test (lint, book build, pytest)"
 	@echo "make serve   serve the built website on http://127.0.0.1:8000"
+	@echo "make web     install the site's web assets (npm ci in web/)"
+	@echo "make browser install chromium for the website tests (apt-get, as root)"
 	@echo "make bench   run the benchmarks in bench/"
 	@echo "make clean   remove $(BUILD) and caches (keeps $(VENV))"
 
@@ -35,16 +44,28 @@ $(TEST_STAMP): $(STAMP) requirements-test.txt
 setup: $(STAMP)
 setup-test: $(TEST_STAMP)
 
+$(WEB_STAMP): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	touch $@
+
+web: $(WEB_STAMP)
+
+browser:
+	@test -x $(CHROMIUM) || { \
+	  echo "Installing Debian's chromium for the website tests"; \
+	  $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; }
+
 # Build the book from an empty execution cache (jupyter-cache keys on cell source only,
 # so a change in conv_lib would otherwise not re-execute the chapters).
-book: setup
+book: setup web
 	rm -rf $(BUILD)
 	$(BIN)/jupyter-book build $(JB_FLAGS) --path-output . .
 
 lint: setup-test
-	$(BIN)/ruff check conv_lib tests bench
+	$(BIN)/ruff check conv_lib tests bench web
 
-test: setup-test lint book
+test: setup-test browser lint book
 	$(BIN)/python -m pytest
 
 serve:
