@@ -18,7 +18,7 @@ WEB_STAMP := web/node_modules/.installed
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help setup setup-test web browser book book-clean test lint serve bench clean
+.PHONY: help setup setup-test web browser sandbox book book-clean test lint serve bench clean
 
 help:
 	@echo "make book    set up and build the website into $(BUILD)/html (clean cache)"
@@ -26,6 +26,7 @@ help:
 	@echo "make serve   serve the built website on http://127.0.0.1:8000"
 	@echo "make web     install the site's web assets (npm ci in web/)"
 	@echo "make browser install chromium for the website tests (apt-get, as root)"
+	@echo "make sandbox install bubblewrap for the grading sandbox (apt-get, as root)"
 	@echo "make bench   run the benchmarks in bench/"
 	@echo "make clean   remove $(BUILD) and caches (keeps $(VENV))"
 
@@ -56,6 +57,13 @@ browser:
 	  $(SUDO) apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; }
 
+# The grading sandbox (course/sandbox.py) runs each submission under Debian's bubblewrap.
+sandbox:
+	@command -v bwrap >/dev/null || { \
+	  echo "Installing Debian's bubblewrap for the grading sandbox"; \
+	  $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q bubblewrap; }
+
 # Build the book from an empty execution cache (jupyter-cache keys on cell source only,
 # so a change in conv_lib would otherwise not re-execute the chapters).
 book: setup web
@@ -65,7 +73,7 @@ book: setup web
 lint: setup-test
 	$(BIN)/ruff check conv_lib tests bench web
 
-test: setup-test browser lint book
+test: setup-test browser sandbox lint book
 	$(BIN)/python -m pytest
 
 serve:

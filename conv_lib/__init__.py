@@ -23,17 +23,112 @@ Algorithms and gradients
 from conv_lib.validation import as_array, as_pair  # noqa: F401
 
 # --- section: 2-D, teaching reference, arithmetic, kernels, data (owner: lib-2d) ---
+# isort: split
+from conv_lib.arithmetic import (  # noqa: F401
+    ReceptiveField,
+    conv2d_macs,
+    conv2d_param_count,
+    dense_macs,
+    dense_param_count,
+    output_size,
+    receptive_field,
+    transposed_output_size,
+)
+from conv_lib.datasets import (  # noqa: F401
+    IMAGE_NAMES,
+    SEED_IMAGE,
+    SEED_KERNEL,
+    load_digits,
+    load_faces,
+    load_image,
+)
+from conv_lib.gradcheck import GradCheckResult, check_gradient, numeric_gradient  # noqa: F401
+from conv_lib.kernels import KERNEL_NAMES, gaussian_kernel, get_kernel  # noqa: F401
+from conv_lib.stepwise import (  # noqa: F401
+    ConvolutionWalk,
+    WindowStep,
+    convolve2d_loops,
+    correlate2d_loops,
+    walk_windows,
+    zero_pad,
+)
+
+# isort: split
 # --- end section lib-2d ---
 
 # --- section: NCHW layers, pooling, algorithms, gradcheck (owner: lib-nchw) ---
+from conv_lib.algorithms import (  # noqa: F401
+    METHODS,
+    choose_method,
+    col2im,
+    get_memory_budget,
+    im2col,
+    set_memory_budget,
+)
+from conv_lib.conv import conv2d, conv2d_backward, conv_transpose2d  # noqa: F401
+from conv_lib.pooling import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward  # noqa: F401
+from conv_lib.signal2d import convolve2d, correlate2d  # noqa: F401
 # --- end section lib-nchw ---
 
 # --- section: chapters' additions (owner: book helpers) ---
-from conv_lib.plotting import use_course_style  # noqa: F401
+from conv_lib.plotting import (  # noqa: F401
+    animation_html,
+    draw_grid,
+    feature_map_so_far,
+    format_number,
+    jshtml_frame_count,
+    plot_conv_geometry,
+    plot_kernel_flip,
+    plot_window_step,
+    sliding_window_animation,
+    use_course_style,
+    window_cells,
+)
 from conv_lib.timing import median_time  # noqa: F401
+# isort: split
+# why-convolution chapters (advantages, disadvantages, applications)
+from conv_lib.features import (  # noqa: F401
+    gaussian_blur,
+    gradient_features,
+    hog_like,
+    line_kernel,
+    log_kernel,
+    max_filter_response,
+)
+from conv_lib.matching import (  # noqa: F401
+    Detection,
+    box_iou,
+    detect_template,
+    detect_template_multiscale,
+    find_peaks,
+    non_max_suppression,
+    normalized_cross_correlation,
+)
+from conv_lib.network import (  # noqa: F401
+    Adam,
+    DenseNet,
+    SGDMomentum,
+    SmallCNN,
+    TrainHistory,
+    accuracy,
+    affine_backward,
+    affine_forward,
+    conv_backward,
+    conv_forward,
+    max_pool_backward,
+    max_pool_forward,
+    param_count,
+    predict,
+    relu_backward,
+    relu_forward,
+    softmax_cross_entropy,
+    train,
+)
+# isort: split
 # --- end section book ---
 
 # --- section: grading helpers (owner: assignments) ---
+from conv_lib import grading  # noqa: F401  (helpers for the assignments' test cells)
 # --- end section assignments ---
 
 __version__ = "0.1.0"

@@ -1,0 +1,107 @@
+"""Command line: ``python -m course {release,collect,autograde,feedback,export,check} ...``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from course.config import ASSIGNMENTS, DEFAULT_ROOT
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m course", description=__doc__)
+    p.add_argument(
+        "--root",
+        type=Path,
+        default=Path(os.environ.get("COURSE_ROOT", DEFAULT_ROOT)),
+        help="the course folder, holding nbgrader_config.py (default: %(default)s)",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    names = ", ".join(ASSIGNMENTS)
+
+    r = sub.add_parser("release", help="generate exercises/ (student notebooks) from solutions/")
+    r.add_argument("assignments", nargs="*", help=f"default: all ({names})")
+
+    c = sub.add_parser("collect", help="import submissions into grading/submitted/")
+    c.add_argument(
+        "folder",
+        nargs="?",
+        type=Path,
+        help="folder laid out as <student>/<assignment>/<notebook>.ipynb; "
+        "without it, collect from nbgrader's exchange",
+    )
+    c.add_argument("--assignment", action="append", dest="assignments", help="only this one (repeatable)")
+
+    a = sub.add_parser("autograde", help="autograde every collected submission (progress bar)")
+    a.add_argument("assignments", nargs="*", help=f"default: all ({names})")
+    a.add_argument("--student", action="append", dest="students", help="only this student (repeatable)")
+
+    f = sub.add_parser("feedback", help="HTML feedback for every autograded submission")
+    f.add_argument("assignments", nargs="*", help=f"default: all ({names})")
+    f.add_argument("--student", action="append", dest="students", help="only this student (repeatable)")
+
+    e = sub.add_parser("export", help="grades to CSV")
+    e.add_argument(
+        "--to",
+        type=Path,
+        help="nbgrader's CSV, one row per student and assignment (default: grading/grades.csv)",
+    )
+    e.add_argument("--cells", type=Path, help="one row per graded cell (default: grading/grades_cells.csv)")
+
+    k = sub.add_parser("check", help="students: run a notebook's visible tests; exit 1 if any fails")
+    k.add_argument("notebook", type=Path)
+    k.add_argument("--timeout", type=int, default=120, help="seconds per cell (default: %(default)s)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "check":
+        from course.check import check
+
+        return check(args.notebook.resolve(), args.timeout)
+
+    from course import instructor
+
+    root = args.root.resolve()
+    if args.command == "release":
+        for path in instructor.release(root, args.assignments):
+            print(f"released {path.relative_to(root)}")
+    elif args.command == "collect":
+        copied = instructor.collect(root, args.folder, args.assignments)
+        print(f"collected {len(copied)} notebook(s) into grading/submitted/")
+    elif args.command == "autograde":
+        results = instructor.autograde(root, args.assignments, args.students)
+        _print_scores(root, results)
+        return 0 if all(r.success for r in results) else 1
+    elif args.command == "feedback":
+        written = instructor.feedback(root, args.assignments, args.students)
+        print(f"wrote {len(written)} feedback file(s) into grading/feedback/")
+    elif args.command == "export":
+        to, cells = instructor.export(root, args.to, args.cells)
+        print(f"wrote {to} and {cells}")
+    return 0
+
+
+def _print_scores(root: Path, results: list) -> None:
+    from nbgrader.api import Gradebook
+
+    from course.config import inside
+    from course.instructor import nbgrader_api
+
+    if not results:
+        return
+    with inside(root), Gradebook(nbgrader_api(root).coursedir.db_url) as gb:
+        for r in results:
+            if not r.success:
+                print(f"{r.student:<24} {r.assignment:<24} autograding failed")
+                continue
+            sub = gb.find_submission(r.assignment, r.student)
+            manual = " (+ manual grading pending)" if sub.needs_manual_grade else ""
+            print(f"{r.student:<24} {r.assignment:<24} {sub.score:g}/{sub.max_score:g}{manual}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""nbgrader configuration of the course (read by nbgrader from the current directory).
+
+Run nbgrader through ``python -m course ...`` (it changes into this folder first); see the
+README's "Assignments" section.
+"""
+
+from pathlib import Path
+
+c = get_config()  # noqa: F821 - provided by nbgrader's config loader
+
+ROOT = Path(__file__).resolve().parent
+
+c.CourseDirectory.root = str(ROOT)
+c.CourseDirectory.course_id = "convolution-in-deep-learning"
+# Instructor notebooks (solutions and hidden tests) -> student notebooks (committed).
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "exercises"
+# Runtime folders, never committed (/grading/ is in .gitignore).
+c.CourseDirectory.submitted_directory = "grading/submitted"
+c.CourseDirectory.autograded_directory = "grading/autograded"
+c.CourseDirectory.feedback_directory = "grading/feedback"
+c.CourseDirectory.solution_directory = "grading/solution"
+c.CourseDirectory.source_with_tests_directory = "grading/source_with_tests"
+c.CourseDirectory.db_url = f"sqlite:///{ROOT / 'grading' / 'gradebook.db'}"
+# Only notebooks are released or collected: no stray files reach students' folders.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".*", "*.py", "*.md"]
+
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+
+# Autograding: a notebook may run at most this long (assignment 4 trains a small network).
+c.ExecutePreprocessor.timeout = 120
+c.Execute.timeout = 120
