@@ -71,19 +71,6 @@ from conv_lib.signal2d import convolve2d, correlate2d  # noqa: F401
 # --- end section lib-nchw ---
 
 # --- section: chapters' additions (owner: book helpers) ---
-from conv_lib.plotting import (  # noqa: F401
-    animation_html,
-    draw_grid,
-    feature_map_so_far,
-    format_number,
-    jshtml_frame_count,
-    plot_conv_geometry,
-    plot_kernel_flip,
-    plot_window_step,
-    sliding_window_animation,
-    use_course_style,
-    window_cells,
-)
 from conv_lib.timing import median_time  # noqa: F401
 # isort: split
 # why-convolution chapters (advantages, disadvantages, applications)
@@ -130,5 +117,36 @@ from conv_lib.network import (  # noqa: F401
 # --- section: grading helpers (owner: assignments) ---
 from conv_lib import grading  # noqa: F401  (helpers for the assignments' test cells)
 # --- end section assignments ---
+
+# Figures need matplotlib, which graders and most library users never touch: the names of
+# conv_lib.plotting are imported on first use (PEP 562), so `import conv_lib` stays light.
+_PLOTTING_NAMES = frozenset(
+    {
+        "animation_html",
+        "draw_grid",
+        "feature_map_so_far",
+        "format_number",
+        "jshtml_frame_count",
+        "plot_conv_geometry",
+        "plot_kernel_flip",
+        "plot_window_step",
+        "sliding_window_animation",
+        "use_course_style",
+        "window_cells",
+    }
+)
+
+
+def __getattr__(name: str):
+    if name in _PLOTTING_NAMES:
+        from conv_lib import plotting
+
+        return getattr(plotting, name)
+    raise AttributeError(f"module 'conv_lib' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _PLOTTING_NAMES)
+
 
 __version__ = "0.1.0"
