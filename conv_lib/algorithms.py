@@ -9,19 +9,26 @@ agree to rounding error; with integer-valued inputs "direct" and "im2col" are ex
     The reference: one pass per kernel tap ``(i, j)``; the input shifted by the tap is
     multiplied by the kernel value (or, for many channels, by the ``(C_out, C_in)``
     matrix of that tap) and added to the output. No large intermediate. For a
-    single-channel 2-D image with a small kernel this is also the fastest method; it
-    then works in cache-sized row blocks, split over the CPU cores.
+    single-channel 2-D image with a small kernel this is also the fastest method: on
+    the flattened padded image every tap is one contiguous slice, so each tap is one
+    in-place BLAS ``axpy`` over a cache-sized band of rows, the bands spread over the
+    CPU cores.
 ``"im2col"``
-    Copies every receptive field into a column (:func:`im2col`) and computes all
-    outputs with one matrix product ``W (C_out, C_in*kH*kW) @ cols``. The columns are
-    built a chunk at a time (a few images, or a band of output rows) so that they
-    never exceed the memory budget (:func:`set_memory_budget`), and a chunk of a few
-    MiB also stays in the CPU cache. Fastest for deep-learning layers.
+    Copies every receptive field into a column and computes all outputs with matrix
+    products ``W (C_out, C_in*kH*kW) @ cols``. The layers build the columns on the
+    flattened padded image (:class:`_FlatPlan`): there the input of a tap is one
+    contiguous slice for a whole band of output rows, so the column matrix is made of
+    ``kH*kW`` block copies (strides become stride 1 by splitting the image into its
+    polyphase components), built a chunk at a time (a few MiB, that stay in the CPU
+    cache, and never more than the memory budget, :func:`set_memory_budget`).
+    Fastest for deep-learning layers, forward and backward. :func:`im2col` /
+    :func:`col2im` are the textbook (unchunked) versions of the same matrix.
 ``"fft"``
     Multiplies spectra (convolution theorem) using ``scipy.fft.rfft2`` with fast
-    lengths; cost independent of the kernel size, so it wins for big kernels. Strided
-    outputs are computed at stride 1 and subsampled; batches are chunked under the
-    memory budget.
+    lengths; cost independent of the kernel size, so it wins for big kernels. For
+    2-D images, like ``scipy.signal.fftconvolve`` but in bands of rows (overlap-save)
+    on large images. NCHW: strided outputs are computed at stride 1 and subsampled;
+    batches are chunked under the memory budget.
 
 Shapes follow torch: ``x: (N, C_in, H, W)``, ``weight: (C_out, C_in/groups, kH, kW)``.
 """
@@ -55,6 +62,14 @@ _memory_budget = _DEFAULT_BUDGET
 # Chunks of the im2col matrix are kept near this size even when the budget is larger:
 # a few MiB stay in the CPU cache, which makes the copy and the GEMM faster.
 _CACHE_CHUNK = 4 * 2**20
+# Column matrices of the flat "im2col" path are built ~1M elements at a time (4 MiB in
+# float32): measured fastest for the benchmark layers (2-16 MiB are within ~10 %).
+_FLAT_CHUNK_ELEMENTS = 2**20
+# Output rows per band of the 2-D FFT path (overlap-save), before rounding up to a
+# fast FFT length.
+_FFT_BAND_ROWS = 128
+# Smallest transform (points) worth running on several threads.
+_FFT_THREADS_MIN = 2**17
 
 Pads = tuple[tuple[int, int], tuple[int, int]]
 
@@ -119,11 +134,15 @@ def _workers() -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
 
-def _run_parallel(fn: Callable[[int, int], None], total: int, min_per_worker: int) -> None:
+def _run_parallel(
+    fn: Callable[[int, int], None], total: int, min_per_worker: int, tasks_per_worker: int = 1
+) -> None:
     """Call ``fn(start, stop)`` on contiguous parts of ``range(total)``, in threads.
 
-    NumPy releases the GIL inside its element-wise loops, so row bands of an image
-    run truly in parallel.
+    NumPy and BLAS release the GIL, so row bands of an image run truly in parallel.
+    With ``tasks_per_worker > 1`` the range is cut into more parts than threads and
+    handed out as threads become free, so one thread slowed down (another process on
+    its core) does not hold up the others.
     """
     global _executor
     workers = min(_workers(), max(1, total // max(1, min_per_worker)))
@@ -132,8 +151,9 @@ def _run_parallel(fn: Callable[[int, int], None], total: int, min_per_worker: in
         return
     if _executor is None:
         _executor = ThreadPoolExecutor(max_workers=_workers(), thread_name_prefix="conv_lib")
-    bounds = [total * k // workers for k in range(workers + 1)]
-    futures = [_executor.submit(fn, bounds[k], bounds[k + 1]) for k in range(workers)]
+    parts = min(total, workers * max(1, tasks_per_worker))
+    bounds = [total * k // parts for k in range(parts + 1)]
+    futures = [_executor.submit(fn, bounds[k], bounds[k + 1]) for k in range(parts)]
     for fut in futures:
         fut.result()
 
@@ -141,12 +161,30 @@ def _run_parallel(fn: Callable[[int, int], None], total: int, min_per_worker: in
 # ----------------------------------------------------------------------------------
 # choosing a method
 # ----------------------------------------------------------------------------------
-# Cost model, in nanoseconds, fitted on a 2-core AVX-512 machine (see bench/README.md).
-_NS_PER_TAP_PIXEL = 0.45  # "direct" 2-D: one multiply-add per tap and output pixel
-_NS_PER_FFT_POINT_LOG = 0.45  # one rfft2/irfft2 point, per log2(size)
+# Cost model, in nanoseconds, fitted on the course's 2-core AVX-512 machine with
+# bench/bench_conv.py (float64 for the 2-D constants; see bench/README.md).
+_NS_PER_TAP_PIXEL = 0.5  # 2-D "direct": one BLAS axpy element per tap and output pixel
+_NS_PER_FFT2D_POINT_LOG = 1.0  # 2-D "fft": per transformed point (band), per log2(size)
+_NS_PER_FFT_POINT_LOG = 0.45  # NCHW "fft": one rfft2/irfft2 point, per log2(size)
 _NS_PER_GEMM_MAC = 0.02  # im2col GEMM, per multiply-add (float64; float32 is ~2x faster)
 _NS_PER_COL_COPY = 0.3  # im2col, per element copied into the column matrix
 _NS_PER_SPECTRAL_MAC = 1.5  # numpy complex multiply-add per frequency (channel mixing)
+
+
+def _fft2d_whole(ho: int, wo: int, band: int) -> bool:
+    """Transform the whole image at once (small images) rather than bands of rows."""
+    return ho <= 2 * band or ho * wo < _FFT_THREADS_MIN
+
+
+def _fft2d_points(h: int, w: int, kh: int, kw: int, ho: int, wo: int) -> tuple[int, int]:
+    """(points transformed in all, points of one transform) for :func:`_corr2d_fft`."""
+    fw = scipy.fft.next_fast_len(w + kw - 1, real=True)
+    fb = scipy.fft.next_fast_len(max(_FFT_BAND_ROWS, 4 * (kh - 1)), real=True)
+    band = fb - kh + 1
+    if _fft2d_whole(ho, wo, band):
+        fh = scipy.fft.next_fast_len(h + kh - 1, real=True)
+        return fh * fw, fh * fw
+    return -(-ho // band) * fb * fw, fb * fw
 
 
 def choose_method(
@@ -160,12 +198,16 @@ def choose_method(
 
     The heuristic is a cost model (constants measured with ``bench/bench_conv.py``):
 
-    * 2-D (``x_shape`` = ``(H, W)`` and ``weight_shape`` = ``(kH, kW)``): ``"direct"``
-      costs about ``kH*kW*H_out*W_out`` multiply-adds; ``"fft"`` costs about three FFTs
-      of the padded size. FFT wins from roughly 7x7 kernels on large images; tiny
-      images always use ``"direct"``.
-    * NCHW (4-D shapes): ``"im2col"`` (building the columns, then one big matrix
-      product) unless the kernel is large enough that the FFT's channel mixing
+    * 2-D (``x_shape`` = ``(H, W)`` and ``weight_shape`` = ``(kH, kW)``): kernels of
+      at most 9 taps (3x3), strided calls and integer inputs always use ``"direct"``.
+      Otherwise ``"direct"`` costs ``0.5 ns * kH*kW * H_out*W_out`` (one BLAS axpy
+      element per tap and pixel) and ``"fft"`` costs ``1 ns * P * log2(p)``, where
+      ``P`` is the number of points transformed (bands of ~128 output rows, or the
+      whole image if it is small) and ``p`` the size of one transform; the cheaper
+      wins. In practice: up to 5x5 "direct", from 9x9 "fft", 7x7 is a close call
+      (the two are within ~20 % of each other; the model picks "fft").
+    * NCHW (4-D shapes): ``"im2col"`` (building the columns, then one matrix product
+      per chunk) unless the kernel is large enough that the FFT's channel mixing
       (``N*C_out*C_in/groups`` complex multiply-adds per frequency) plus the FFTs is
       cheaper; strided or dilated layers never use FFT.
     * Integer ``dtype`` (2-D only) never picks ``"fft"``, so results stay exact.
@@ -206,7 +248,8 @@ def choose_method(
         if exact or sh != 1 or sw != 1 or taps <= 9:
             return "direct"
         direct_cost = _NS_PER_TAP_PIXEL * taps * ho * wo
-        fft_cost = 3 * fft_unit
+        total, single = _fft2d_points(h, w, kh, kw, ho, wo)
+        fft_cost = _NS_PER_FFT2D_POINT_LOG * total * math.log2(max(single, 2))
         return "fft" if fft_cost < direct_cost else "direct"
     n, c = x_shape[:2]
     c_out, c_per_group = weight_shape[:2]
@@ -371,29 +414,36 @@ def _cols_limit() -> int:
     return min(_memory_budget, _CACHE_CHUNK)
 
 
+def _flat_limit(itemsize: int) -> int:
+    return min(_memory_budget, _FLAT_CHUNK_ELEMENTS * itemsize)
+
+
 # ----------------------------------------------------------------------------------
 # forward: valid cross-correlation of an already padded batch
 # ----------------------------------------------------------------------------------
 def corr_nchw(
-    xp: np.ndarray,
+    x: np.ndarray,
     w: np.ndarray,
     stride: tuple[int, int],
     dilation: tuple[int, int],
     groups: int,
     method: str,
+    pads: Pads = ((0, 0), (0, 0)),
 ) -> np.ndarray:
-    """Valid cross-correlation ``xp (N, C, Hp, Wp)`` with ``w (O, C/g, kH, kW)``.
+    """Cross-correlation of ``x (N, C, H, W)``, zero-padded by ``pads``, with
+    ``w (O, C/g, kH, kW)``.
 
     Inputs are validated by the caller; returns ``(N, O, H_out, W_out)`` in the
     common floating dtype.
     """
-    dtype = _result_dtype(xp, w)
-    xp = xp.astype(dtype, copy=False)
+    dtype = _result_dtype(x, w)
+    x = x.astype(dtype, copy=False)
     w = w.astype(dtype, copy=False)
+    if method == "im2col":
+        return _corr_flat(x, pads, w, stride, dilation, groups)
+    xp = _pad_hw(x, pads)
     if method == "direct":
         return _corr_direct(xp, w, stride, dilation, groups)
-    if method == "im2col":
-        return _corr_im2col(xp, w, stride, dilation, groups)
     return _corr_fft(xp, w, stride, dilation, groups)
 
 
@@ -402,6 +452,8 @@ def _corr_direct(xp, w, stride, dilation, groups):
     o, cg, kh, kw = w.shape
     ho, wo = _out_len(hp, kh, stride[0], dilation[0]), _out_len(wp, kw, stride[1], dilation[1])
     if n == c == o == 1:  # single-channel 2-D image: shifted multiply-adds
+        if stride == (1, 1):
+            return _corr2d_direct(xp[0, 0], w[0, 0], dilation)[None, None]
         out = np.empty((ho, wo), dtype=xp.dtype)
         _corr2d_taps(xp[0, 0], w[0, 0], out, stride, dilation)
         return out.reshape(1, 1, ho, wo)
@@ -441,20 +493,286 @@ def _corr2d_taps(img, k, out, stride=(1, 1), dilation=(1, 1)) -> None:
     _run_parallel(work, ho, min_per_worker=max(band, 64))
 
 
-def _corr_im2col(xp, w, stride, dilation, groups):
-    n, c, hp, wp = xp.shape
+# ----------------------------------------------------------------------------------
+# single-channel 2-D images (correlate2d / convolve2d)
+# ----------------------------------------------------------------------------------
+# Largest band handed to one BLAS axpy call: OpenBLAS runs axpy single-threaded up to
+# 10000 elements, and ~64 KiB bands stay in the L2 cache (our own threads split bands).
+_AXPY_BAND = 8192
+_axpy_cache: dict[str, Any] = {}
+
+
+def _axpy(dtype: np.dtype):
+    """BLAS ``y += a * x`` (in place) for float32/float64, or None if unavailable."""
+    key = np.dtype(dtype).char
+    if key not in _axpy_cache:
+        fn = None
+        try:
+            from scipy.linalg import blas
+
+            cand = {"d": blas.daxpy, "f": blas.saxpy}.get(key)
+            if cand is not None:  # make sure the wrapper updates y in place (no copy)
+                y = np.zeros(4, dtype=dtype)
+                cand(np.ones(3, dtype=dtype), y[1:], a=2.0)
+                fn = cand if np.array_equal(y, [0, 2, 2, 2]) else None
+        except Exception:  # pragma: no cover - SciPy without BLAS wrappers
+            fn = None
+        _axpy_cache[key] = fn
+    return _axpy_cache[key]
+
+
+def _corr2d_direct(xp: np.ndarray, k: np.ndarray, dilation=(1, 1)) -> np.ndarray:
+    """Valid correlation of the padded 2-D image ``xp`` with ``k`` at stride 1.
+
+    On the flat image (row length Wp), tap ``(i, j)`` of every output in a band of
+    rows is one contiguous slice starting ``i*dh*Wp + j*dw`` further on, so each tap
+    is ONE in-place BLAS axpy (``band += k[i, j] * slice``) over a cache-resident
+    band; the Wp - Wo garbage columns per row are cropped when the band is stored.
+    Bands are shared out over the CPU cores (BLAS releases the GIL)."""
+    xp = np.ascontiguousarray(xp)
+    hp, wp = xp.shape
+    kh, kw = k.shape
+    dh, dw = dilation
+    ho, wo = _out_len(hp, kh, 1, dh), _out_len(wp, kw, 1, dw)
+    flat = xp.reshape(-1)
+    taps = [(i * dh * wp + j * dw, float(k[i, j])) for i in range(kh) for j in range(kw)]
+    axpy = _axpy(xp.dtype) if wp <= _AXPY_BAND else None
+    rows = max(1, _AXPY_BAND // wp) if axpy is not None else max(1, (256 * 1024) // (wp * xp.itemsize))
+    out = np.empty((ho, wo), dtype=xp.dtype)
+    nbands = -(-ho // rows)
+
+    def work(b0: int, b1: int) -> None:
+        buf = np.empty(rows * wp, dtype=xp.dtype)
+        tmp = None if axpy is not None else np.empty(rows * wp, dtype=xp.dtype)
+        for y0 in range(b0 * rows, min(ho, b1 * rows), rows):
+            r = min(rows, ho - y0)
+            # the last row of the image needs only wo columns (nothing is read past the end)
+            p0, n = y0 * wp, (r - 1) * wp + wo
+            band = buf[:n]
+            off, kv = taps[0]
+            np.multiply(flat[p0 + off : p0 + off + n], kv, out=band)
+            for off, kv in taps[1:]:
+                src = flat[p0 + off : p0 + off + n]
+                if axpy is not None:
+                    axpy(src, band, a=kv)
+                else:
+                    np.multiply(src, kv, out=tmp[:n])
+                    band += tmp[:n]
+            out[y0 : y0 + r] = buf[: r * wp].reshape(r, wp)[:, :wo]
+
+    _run_parallel(work, nbands, min_per_worker=2, tasks_per_worker=4)
+    return out
+
+
+def _corr2d_fft(image: np.ndarray, k: np.ndarray, pads: Pads) -> np.ndarray:
+    """Valid correlation of ``image`` zero-padded by ``pads`` with ``k``, by FFT.
+
+    Like ``scipy.signal.fftconvolve``: convolution with the flipped kernel via
+    ``rfft2`` at fast lengths, but only as long as the wanted part of the "full"
+    result needs (no circular wrap reaches it), and without padding copies. Tall
+    images are cut into bands of rows (overlap-save): each band's transform is only
+    a few MiB (cache friendly) and the bands run on all cores."""
+    h, w = image.shape
+    kh, kw = k.shape
+    (pt, pb), (pl, pr) = pads
+    ho, wo = h + pt + pb - kh + 1, w + pl + pr - kw + 1
+    a, c = kh - 1 - pt, kw - 1 - pl  # index of output (0, 0) in the "full" result
+    kflip = k[::-1, ::-1]
+    fw = scipy.fft.next_fast_len(max(c + wo, w + kw - 1 - c), real=True)
+    fb = scipy.fft.next_fast_len(max(_FFT_BAND_ROWS, 4 * (kh - 1)), real=True)
+    band = fb - kh + 1  # output rows per band
+    if _fft2d_whole(ho, wo, band):  # one transform of the whole image
+        fh = scipy.fft.next_fast_len(max(a + ho, h + kh - 1 - a), real=True)
+        workers = -1 if fh * fw >= _FFT_THREADS_MIN else 1  # threads cost ~0.1 ms a call
+        spec = scipy.fft.rfft2(image, (fh, fw), workers=workers)
+        spec *= scipy.fft.rfft2(kflip, (fh, fw), workers=workers)
+        full = scipy.fft.irfft2(spec, (fh, fw), workers=workers)
+        return np.ascontiguousarray(full[a : a + ho, c : c + wo])
+    kspec = scipy.fft.rfft2(kflip, (fb, fw))
+    out = np.empty((ho, wo), dtype=image.dtype)
+
+    def work(b0: int, b1: int) -> None:
+        for y0 in range(b0 * band, min(ho, b1 * band), band):
+            y1 = min(ho, y0 + band)
+            r0, r1 = y0 - pt, y1 - pt + kh - 1  # image rows these outputs read
+            s0, s1 = max(0, r0), min(h, r1)
+            if (s0, s1) == (r0, r1):
+                src = image[r0:r1]
+            else:  # top/bottom padding rows
+                src = np.zeros((r1 - r0, w), dtype=image.dtype)
+                src[s0 - r0 : s1 - r0] = image[s0:s1]
+            spec = scipy.fft.rfft2(src, (fb, fw))
+            spec *= kspec
+            full = scipy.fft.irfft2(spec, (fb, fw))
+            out[y0:y1] = full[kh - 1 : kh - 1 + y1 - y0, c : c + wo]
+
+    _run_parallel(work, -(-ho // band), min_per_worker=1, tasks_per_worker=2)
+    return out
+
+
+def corr2d(image: np.ndarray, k: np.ndarray, pads: Pads, method: str) -> np.ndarray:
+    """Valid correlation of the 2-D ``image`` zero-padded by ``pads`` with ``k``
+    (both float32 or both float64; validated by the caller)."""
+    if method == "fft":
+        return _corr2d_fft(image, k, pads)
+    if method == "direct":
+        return _corr2d_direct(_pad_hw(image, pads), k)
+    return _corr_flat(image[None, None], pads, k[None, None], (1, 1), (1, 1), 1)[0, 0]
+
+
+# ----------------------------------------------------------------------------------
+# "im2col" on the flattened, padded image (the fast path for NCHW layers)
+# ----------------------------------------------------------------------------------
+# Each image is zero padded and stored flat (Hp*Wp). For stride 1 the input that
+# kernel tap (i, j) meets at output (y, x) is flat[(y*Wp + x) + (i*dh*Wp + j*dw)]: on
+# the grid of Ho rows of Wp "output columns" (Wp - Wo of them garbage, cropped at
+# the end), the receptive field of tap (i, j) is ONE contiguous slice of the flat
+# image. The column matrix is therefore built with kH*kW contiguous block copies
+# (no gathers), and one GEMM per chunk computes every output. A stride s is turned
+# into stride 1 by splitting the padded image into its s_h*s_w polyphase components
+# x[a::s_h, b::s_w]: tap (i, j) reads component (i*dh % s_h, j*dw % s_w) at offset
+# (i*dh // s_h, j*dw // s_w), so strided layers need no wasted multiply-adds.
+
+
+class _FlatPlan:
+    """Geometry of the flat layout for one (padded size, kernel, stride, dilation)."""
+
+    def __init__(self, hp, wp, kernel, stride, dilation):
+        (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+        self.ho, self.wo = _out_len(hp, kh, sh, dh), _out_len(wp, kw, sw, dw)
+        self.hq, self.wq = -(-hp // sh), -(-wp // sw)  # size of one polyphase component
+        self.phases = sorted({((i * dh) % sh, (j * dw) % sw) for i in range(kh) for j in range(kw)})
+        index = {ab: k for k, ab in enumerate(self.phases)}
+        self.taps = [
+            (index[(i * dh) % sh, (j * dw) % sw], (i * dh // sh) * self.wq + j * dw // sw)
+            for i in range(kh)
+            for j in range(kw)
+        ]
+        # the last tap of the last output row may read a little past the component
+        self.flen = max(self.hq * self.wq, max(off for _, off in self.taps) + self.ho * self.wq)
+
+
+def _to_phases(x: np.ndarray, pads: Pads, stride: tuple[int, int], plan: _FlatPlan) -> np.ndarray:
+    """Zero-pad ``x (N, C, H, W)`` and split it into polyphase components, flattened:
+    returns ``(N, P, C, flen)`` (P = 1 for stride 1: just the padded image)."""
+    n, c, h, w = x.shape
+    (pt, _), (pl, _) = pads
+    sh, sw = stride
+    ph = np.empty((n, len(plan.phases), c, plan.flen), dtype=x.dtype)
+    hq, wq = plan.hq, plan.wq
+    for k, (a, b) in enumerate(plan.phases):
+        # padded row a + sh*q holds input row a + sh*q - pt (zero when outside [0, h))
+        q0, q1 = max(0, -(-(pt - a) // sh)), max(0, min(hq, -(-(pt + h - a) // sh)))
+        r0, r1 = max(0, -(-(pl - b) // sw)), max(0, min(wq, -(-(pl + w - b) // sw)))
+        grid = ph[:, k, :, : hq * wq].reshape(n, c, hq, wq)
+        if q0 >= q1 or r0 >= r1:
+            grid[...] = 0
+        else:
+            grid[:, :, :q0] = 0
+            grid[:, :, q1:] = 0
+            grid[:, :, q0:q1, :r0] = 0
+            grid[:, :, q0:q1, r1:] = 0
+            grid[:, :, q0:q1, r0:r1] = x[
+                :, :, _tap_slice(a + sh * q0 - pt, q1 - q0, sh), _tap_slice(b + sw * r0 - pl, r1 - r0, sw)
+            ]
+        ph[:, k, :, hq * wq :] = 0
+    return ph
+
+
+def _flat_chunks(n: int, plan: _FlatPlan, col_bytes_per_position: int, itemsize: int):
+    """Chunks ``(n0, n1, y0, y1)`` whose column matrix stays within the limit."""
+    return _chunks(n, plan.ho, col_bytes_per_position * plan.wq, _flat_limit(itemsize))
+
+
+def _fill_flat_cols(cols, ph, n0, n1, y0, y1, plan, groups) -> None:
+    """``cols (groups, taps, C/groups, n1-n0, (y1-y0)*Wq)`` <- shifted slices of ``ph``."""
+    m, cg = n1 - n0, cols.shape[2]
+    p0, p1 = y0 * plan.wq, y1 * plan.wq
+    for t, (k, off) in enumerate(plan.taps):
+        src = ph[n0:n1, k, :, off + p0 : off + p1]  # (m, C, r*Wq): contiguous rows
+        cols[:, t] = src.reshape(m, groups, cg, p1 - p0).transpose(1, 2, 0, 3)
+
+
+def _weight_matrix(w: np.ndarray, groups: int) -> np.ndarray:
+    """``(O, C/g, kH, kW)`` -> ``(g, O/g, kH*kW*C/g)`` in tap-major order (matches cols)."""
     o, cg, kh, kw = w.shape
-    ho, wo = _out_len(hp, kh, stride[0], dilation[0]), _out_len(wp, kw, stride[1], dilation[1])
-    out = np.empty((n, o, ho, wo), dtype=xp.dtype)
-    kk = cg * kh * kw
-    wm = w.reshape(groups, o // groups, kk)
-    bytes_per_row = c * kh * kw * wo * xp.itemsize
-    for n0, n1, y0, y1 in _chunks(n, ho, bytes_per_row, _cols_limit()):
-        nb, r = n1 - n0, y1 - y0
-        cols = np.empty((nb, c, kh, kw, r, wo), dtype=xp.dtype)
-        _fill_cols(cols, xp[n0:n1], (y0, y1), (kh, kw), stride, dilation, wo)
-        res = wm @ cols.reshape(nb, groups, kk, r * wo)  # (nb, g, O/g, r*wo)
-        out[n0:n1, :, y0:y1] = res.reshape(nb, o, r, wo)
+    return np.ascontiguousarray(w.reshape(groups, o // groups, cg, kh * kw).transpose(0, 1, 3, 2)).reshape(
+        groups, o // groups, kh * kw * cg
+    )
+
+
+def _corr_flat(x, pads, w, stride, dilation, groups):
+    """Cross-correlation of ``x (N, C, H, W)`` zero-padded by ``pads`` with ``w``."""
+    n, c, h, wd = x.shape
+    o, cg, kh, kw = w.shape
+    plan = _FlatPlan(h + sum(pads[0]), wd + sum(pads[1]), (kh, kw), stride, dilation)
+    ph = _to_phases(x, pads, stride, plan)
+    taps = kh * kw
+    kk = taps * cg
+    wm = _weight_matrix(w, groups)
+    ho, wo, wq = plan.ho, plan.wo, plan.wq
+    out = np.empty((n, o, ho, wo), dtype=x.dtype)
+    chunks = list(_flat_chunks(n, plan, taps * c * x.itemsize, x.itemsize))
+    most = max((n1 - n0) * (y1 - y0) * wq for n0, n1, y0, y1 in chunks)
+    cols_buf = np.empty(groups * kk * most, dtype=x.dtype)  # reused: no page faults per chunk
+    res_buf = np.empty(o * most, dtype=x.dtype)
+    for n0, n1, y0, y1 in chunks:
+        m, r = n1 - n0, y1 - y0
+        cols = cols_buf[: groups * kk * m * r * wq].reshape(groups, taps, cg, m, r * wq)
+        _fill_flat_cols(cols, ph, n0, n1, y0, y1, plan, groups)
+        res = res_buf[: o * m * r * wq].reshape(groups, o // groups, m * r * wq)
+        np.matmul(wm, cols.reshape(groups, kk, m * r * wq), out=res)
+        out[n0:n1, :, y0:y1] = res.reshape(o, m, r, wq)[..., :wo].transpose(1, 0, 2, 3)
+    return out
+
+
+def _grad_weight_flat(g, x, pads, w_shape, stride, dilation, groups):
+    """``grad_w[o, c, i, j] = sum g[n, o, y, x] * x_pad[n, c, s*y + d*i, s*x + d*j]``:
+    one GEMM ``grad (O, positions) @ cols.T (positions, taps*C)`` per chunk, on the
+    flat grid (grad_out is zero-extended to Wq columns, so the garbage columns of the
+    column matrix are multiplied by zero)."""
+    n, c, h, wd = x.shape
+    o, cg, kh, kw = w_shape
+    plan = _FlatPlan(h + sum(pads[0]), wd + sum(pads[1]), (kh, kw), stride, dilation)
+    ph = _to_phases(x, pads, stride, plan)
+    taps, og = kh * kw, o // groups
+    kk = taps * cg
+    wo, wq = plan.wo, plan.wq
+    gw = np.zeros((groups, og, kk), dtype=x.dtype)
+    chunks = list(_flat_chunks(n, plan, taps * c * x.itemsize, x.itemsize))
+    most = max((n1 - n0) * (y1 - y0) * wq for n0, n1, y0, y1 in chunks)
+    cols_buf = np.empty(groups * kk * most, dtype=x.dtype)  # reused: no page faults per chunk
+    gg_buf = np.empty(o * most, dtype=x.dtype)
+    for n0, n1, y0, y1 in chunks:
+        m, r = n1 - n0, y1 - y0
+        cols = cols_buf[: groups * kk * m * r * wq].reshape(groups, taps, cg, m, r * wq)
+        _fill_flat_cols(cols, ph, n0, n1, y0, y1, plan, groups)
+        gg = gg_buf[: o * m * r * wq].reshape(o, m, r, wq)
+        gg[..., :wo] = g[n0:n1, :, y0:y1].transpose(1, 0, 2, 3)
+        gg[..., wo:] = 0  # the garbage columns of cols must meet zeros
+        gw += np.matmul(
+            gg.reshape(groups, og, m * r * wq), cols.reshape(groups, kk, m * r * wq).transpose(0, 2, 1)
+        )
+    return np.ascontiguousarray(gw.reshape(groups, og, taps, cg).transpose(0, 1, 3, 2)).reshape(w_shape)
+
+
+def _grad_input_flat(g, w, x_hw, pads, dilation, groups):
+    """Gradient w.r.t. the (cropped) input of a stride-1 layer: the "full"
+    cross-correlation of ``grad_out`` with the flipped kernel, channels transposed,
+    computed by :func:`_corr_flat` on a padding chosen so that only the input's own
+    rows and columns are produced."""
+    o, cg, kh, kw = w.shape
+    og = o // groups
+    eh, ew = dilation[0] * (kh - 1), dilation[1] * (kw - 1)
+    (pt, pb), (pl, pr) = pads
+    wt = w.reshape(groups, og, cg, kh, kw).transpose(0, 2, 1, 3, 4).reshape(groups * cg, og, kh, kw)
+    wt = wt[..., ::-1, ::-1]
+    # padding larger than the dilated kernel: compute the extra rows, then crop them
+    gpads = ((max(0, eh - pt), max(0, eh - pb)), (max(0, ew - pl), max(0, ew - pr)))
+    out = _corr_flat(g, gpads, wt, (1, 1), dilation, groups)
+    top, left = max(0, pt - eh), max(0, pl - ew)
+    if out.shape[2:] != tuple(x_hw):
+        out = np.ascontiguousarray(out[:, :, top : top + x_hw[0], left : left + x_hw[1]])
     return out
 
 
@@ -508,6 +826,56 @@ def _corr_fft(xp, w, stride, dilation, groups):
 # ----------------------------------------------------------------------------------
 # backward pieces
 # ----------------------------------------------------------------------------------
+def grad_input(
+    g: np.ndarray,
+    w: np.ndarray,
+    x_hw: tuple[int, int],
+    pads: Pads,
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+    groups: int,
+    method: str,
+) -> np.ndarray:
+    """Gradient of the padded correlation w.r.t. its *unpadded* input ``(N, C, H, W)``
+    (``x_hw = (H, W)``, ``pads`` as in the forward pass); also the transposed
+    convolution. ``"im2col"`` at stride 1 runs the forward flat GEMM on ``grad_out``
+    ("full" correlation with the flipped kernel); strided layers and ``"direct"``
+    scatter ``W^T @ grad_out`` back onto the input (:func:`grad_input_nchw`)."""
+    dtype = _result_dtype(g, w)
+    g = g.astype(dtype, copy=False)
+    w = w.astype(dtype, copy=False)
+    (pt, pb), (pl, pr) = pads
+    hp, wp = x_hw[0] + pt + pb, x_hw[1] + pl + pr
+    eh, ew = dilation[0] * (w.shape[2] - 1), dilation[1] * (w.shape[3] - 1)
+    every_row_read = g.shape[2] + eh == hp and g.shape[3] + ew == wp
+    if method != "direct" and stride == (1, 1) and every_row_read:
+        return _grad_input_flat(g, w, x_hw, pads, dilation, groups)
+    xp_shape = (g.shape[0], w.shape[1] * groups, hp, wp)
+    gxp = grad_input_nchw(g, w, xp_shape, stride, dilation, groups, method)
+    return np.ascontiguousarray(gxp[:, :, pt : pt + x_hw[0], pl : pl + x_hw[1]])
+
+
+def grad_weight(
+    g: np.ndarray,
+    x: np.ndarray,
+    pads: Pads,
+    w_shape: tuple[int, int, int, int],
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+    groups: int,
+    method: str,
+) -> np.ndarray:
+    """Gradient of the correlation of ``x`` (unpadded, zero-padded by ``pads``) w.r.t.
+    the weight: ``(O, C/g, kH, kW)``. ``"im2col"``/``"fft"``: flat GEMM
+    (:func:`_grad_weight_flat`); ``"direct"``: one product per tap."""
+    dtype = _result_dtype(g, x)
+    g = g.astype(dtype, copy=False)
+    x = x.astype(dtype, copy=False)
+    if method == "direct":
+        return grad_weight_nchw(g, _pad_hw(x, pads), w_shape, stride, dilation, groups, method)
+    return _grad_weight_flat(g, x, pads, w_shape, stride, dilation, groups)
+
+
 def grad_input_nchw(
     g: np.ndarray,
     w: np.ndarray,

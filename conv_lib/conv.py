@@ -25,11 +25,10 @@ import numpy as np
 from conv_lib.algorithms import (
     Pads,
     _out_len,
-    _pad_hw,
     _resolve_method,
     corr_nchw,
-    grad_input_nchw,
-    grad_weight_nchw,
+    grad_input,
+    grad_weight,
 )
 from conv_lib.validation import as_array, as_pair, check_choice, check_groups
 
@@ -141,7 +140,7 @@ def conv2d(
         x, weight, bias, stride, padding, dilation, groups
     )
     method = _resolve_method(method, x.shape, weight.shape, stride, dilation)
-    out = corr_nchw(_pad_hw(x, pads), weight, stride, dilation, groups, method)
+    out = corr_nchw(x, weight, stride, dilation, groups, method, pads)
     if bias is not None:
         out = out.astype(np.result_type(out, bias), copy=False)
         out += bias[:, None, None]
@@ -170,7 +169,10 @@ def conv2d_backward(
     stride, padding, dilation, groups
         As given to :func:`conv2d`.
     method : {"auto", "direct", "im2col", "fft"}
-        ``"fft"`` and ``"auto"`` use ``"im2col"`` (chunked GEMMs) for the backward pass.
+        ``"fft"`` and ``"auto"`` use ``"im2col"`` (chunked GEMMs) for the backward pass:
+        ``grad_w`` is one GEMM per chunk of columns; ``grad_x`` is, for stride 1, the
+        forward GEMM applied to ``grad_out`` (a "full" correlation with the flipped
+        kernel), for larger strides ``W^T @ grad_out`` scattered back (col2im).
 
     Returns
     -------
@@ -194,11 +196,8 @@ def conv2d_backward(
     method = "direct" if method == "direct" else "im2col"
     dtype = np.result_type(grad_out, x, weight)
     grad_out, x, weight = (a.astype(dtype, copy=False) for a in (grad_out, x, weight))
-    xp = _pad_hw(x, pads)
-    gxp = grad_input_nchw(grad_out, weight, xp.shape, stride, dilation, groups, method)
-    (pt, _), (pl, _) = pads
-    grad_x = np.ascontiguousarray(gxp[:, :, pt : pt + x.shape[2], pl : pl + x.shape[3]])
-    grad_w = grad_weight_nchw(grad_out, xp, weight.shape, stride, dilation, groups, method)
+    grad_x = grad_input(grad_out, weight, x.shape[2:], pads, stride, dilation, groups, method)
+    grad_w = grad_weight(grad_out, x, pads, weight.shape, stride, dilation, groups, method)
     grad_b = grad_out.sum(axis=(0, 2, 3))
     return grad_x, grad_w, grad_b
 
@@ -276,9 +275,7 @@ def conv_transpose2d(
             f"padding: got {(ph, pw)}; expected a padding that leaves a non-empty output "
             f"(output size would be {(h_out, w_out)})"
         )
-    xp_shape = (n, c_out, h_out + 2 * ph, w_out + 2 * pw)
-    full = grad_input_nchw(x, weight, xp_shape, stride, dilation, groups, "im2col")
-    out = np.ascontiguousarray(full[:, :, ph : ph + h_out, pw : pw + w_out])
+    out = grad_input(x, weight, (h_out, w_out), ((ph, ph), (pw, pw)), stride, dilation, groups, "im2col")
     if bias is not None:
         out = out.astype(np.result_type(out, bias), copy=False)
         out += bias[:, None, None]

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from conv_lib.algorithms import _pad_hw, _resolve_method, corr_nchw
+from conv_lib.algorithms import _resolve_method, corr2d
 from conv_lib.validation import as_array, check_choice
 
 __all__ = ["convolve2d", "correlate2d"]
@@ -77,9 +77,7 @@ def _correlate(image: np.ndarray, kernel: np.ndarray, mode: str, method: Any, fl
     kernel = kernel.astype(work, copy=False)
     if flipped:
         kernel = kernel[::-1, ::-1]
-    padded = _pad_hw(image, _pads(kernel.shape, mode, flipped))
-    out = corr_nchw(padded[None, None], kernel[None, None], (1, 1), (1, 1), 1, method)
-    return out[0, 0]
+    return corr2d(image, kernel, _pads(kernel.shape, mode, flipped), method)
 
 
 def correlate2d(image: Any, kernel: Any, mode: str = "valid", method: str = "auto") -> np.ndarray:

@@ -62,7 +62,9 @@ def as_array(name: str, value: Any, ndim: int | None = None, *, floating: bool =
     except (ValueError, TypeError) as exc:  # ragged nested lists
         raise TypeError(f"{name}: got {_describe(value)}; expected an array of numbers ({exc})") from None
     if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name}: got an array of dtype {arr.dtype}; expected real numbers (bool, int or float)")
+        raise TypeError(
+            f"{name}: got an array of dtype {arr.dtype}; expected real numbers (bool, int or float)"
+        )
     if ndim is not None and arr.ndim != ndim:
         raise ValueError(f"{name}: got {arr.ndim}-D input of shape {arr.shape}; expected a {ndim}-D array")
     if floating and arr.dtype.kind not in _FLOAT_KINDS:
@@ -96,7 +98,9 @@ def as_pair(name: str, value: Any, *, minimum: int = 1) -> tuple[int, int]:
     elif isinstance(value, Iterable) and not isinstance(value, (str, bytes)):
         items = tuple(value)
         if len(items) != 2:
-            raise ValueError(f"{name}: got {_describe(value)}; expected an int or a pair of ints (height, width)")
+            raise ValueError(
+                f"{name}: got {_describe(value)}; expected an int or a pair of ints (height, width)"
+            )
     else:
         raise TypeError(f"{name}: got {_describe(value)}; expected an int or a pair of ints (height, width)")
     if not all(_is_int(v) for v in items):
@@ -120,11 +124,7 @@ def check_groups(groups: Any, in_channels: int, out_channels: int) -> int:
     """Check ``groups`` divides both channel counts; return it as ``int``."""
     groups = check_positive_int("groups", groups)
     if in_channels % groups:
-        raise ValueError(
-            f"groups: got {groups}; expected a divisor of the input channels ({in_channels})"
-        )
+        raise ValueError(f"groups: got {groups}; expected a divisor of the input channels ({in_channels})")
     if out_channels % groups:
-        raise ValueError(
-            f"groups: got {groups}; expected a divisor of the output channels ({out_channels})"
-        )
+        raise ValueError(f"groups: got {groups}; expected a divisor of the output channels ({out_channels})")
     return groups
