@@ -352,6 +352,15 @@ def forbid_reference(
     allowed = set(allow)
     if func is None:
         raise GradingError("Expected a function, got None.")
+    source = getattr(func, "__student_source__", None)
+    if isinstance(source, str):
+        # The trusted autograder's stand-in for a student function (course/trusted.py): the
+        # function itself ran in the sandbox, so the check reads the student's source.
+        problems = _forbidden_in_source(
+            getattr(func, "__name__", "?"), source, str(getattr(func, "__given_source__", "")), names, allowed
+        )
+        _raise_forbidden(getattr(func, "__name__", "?"), problems)
+        return
     root = _unwrap(func)
     home = getattr(root, "__module__", None)
     top = getattr(func, "__name__", repr(func))
@@ -438,6 +447,144 @@ def forbid_reference(
         visit(root)
     else:
         check_object(root, top, top)
+    _raise_forbidden(top, problems)
+
+
+_DYNAMIC = ("__import__", "eval", "exec", "compile", "importlib", "import_module")
+
+
+def _forbidden_in_source(
+    top: str, source: str, given: str, names: tuple[str, ...], allowed: set[str]
+) -> list[str]:
+    """:func:`forbid_reference` on source text: the names ``top`` (and the notebook
+    functions it reaches) use, resolved against the notebook's top-level bindings.
+
+    Imported names of modules the grader has already imported are looked up and judged
+    like the live check does; other imports are judged by their module's name. A syntax
+    error or a missing function is reported as such.
+    """
+    import ast
+    import sys
+
+    def parse(text: str) -> ast.Module:
+        lines = ["" if ln.lstrip().startswith(("%", "!")) else ln for ln in text.split("\n")]
+        return ast.parse("\n".join(lines))
+
+    bindings: dict[str, Any] = {}
+    try:
+        trees = [parse(given)]
+    except SyntaxError:
+        trees = []
+    try:
+        trees.append(parse(source))
+    except SyntaxError as err:
+        return [f"your code does not parse ({err.msg}, line {err.lineno})"]
+    for tree in trees:
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                bindings[node.name] = node
+            elif isinstance(node, ast.Import):
+                for a in node.names:
+                    bindings[(a.asname or a.name).split(".")[0]] = (
+                        "module",
+                        a.name if a.asname else a.name.split(".")[0],
+                    )
+            elif isinstance(node, ast.ImportFrom):
+                for a in node.names:
+                    bindings[a.asname or a.name] = ("from", node.module or "", a.name)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for t in targets:
+                    for sub in ast.walk(t):
+                        if isinstance(sub, ast.Name) and node.value is not None:
+                            bindings[sub.id] = node.value
+
+    def bad(text: str | None) -> str | None:
+        return next((n for n in names if text and n in text), None)
+
+    problems: list[str] = []
+    seen: set[int] = set()
+
+    def judge_module(mod: str, via: str, owner: str) -> None:
+        if bad(mod):
+            problems.append(f"`{owner}` uses the module {mod} (through the name `{via}`)")
+        elif mod.split(".")[0] == "importlib":
+            problems.append(f"`{owner}` imports modules dynamically (importlib)")
+
+    def judge_from(mod: str, attr: str, via: str, owner: str) -> None:
+        if attr in allowed:
+            return
+        obj = getattr(sys.modules.get(mod), attr, None) if mod in sys.modules else None
+        if obj is None:
+            if bad(mod) or bad(attr):
+                problems.append(f"`{owner}` calls {mod}.{attr} (through the name `{via}`)")
+            return
+        if isinstance(obj, types.ModuleType):
+            judge_module(obj.__name__, via, owner)
+        elif callable(obj):
+            omod = getattr(obj, "__module__", None) or mod
+            if bad(omod) or bad(getattr(obj, "__name__", attr)):
+                problems.append(
+                    f"`{owner}` calls {omod}.{getattr(obj, '__name__', attr)} (through the name `{via}`)"
+                )
+
+    def visit(node: Any, owner: str) -> None:
+        if id(node) in seen:
+            return
+        seen.add(id(node))
+        used: list[str] = []
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Name):
+                used.append(sub.id)
+            elif isinstance(sub, ast.Attribute):
+                used.append(sub.attr)
+            elif isinstance(sub, ast.Import):
+                for a in sub.names:
+                    judge_module(a.name, a.asname or a.name, owner)
+            elif isinstance(sub, ast.ImportFrom):
+                for a in sub.names:
+                    judge_module(sub.module or "", a.asname or a.name, owner)
+                    if not bad(sub.module or ""):
+                        judge_from(sub.module or "", a.name, a.asname or a.name, owner)
+            elif isinstance(sub, ast.Constant) and isinstance(sub.value, str):
+                const = sub.value
+                if const.replace(".", "").replace("_", "").isalnum() and bad(const) and const != owner:
+                    problems.append(f"`{owner}` mentions '{const}'")
+        local = {
+            a.arg
+            for sub in ast.walk(node)
+            if isinstance(sub, ast.arguments)
+            for a in (*sub.posonlyargs, *sub.args, *sub.kwonlyargs)
+        }
+        local |= {
+            sub.id for sub in ast.walk(node) if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store)
+        }
+        used = [n for n in used if n not in local]
+        for n in dict.fromkeys(used):
+            target = bindings.get(n)
+            if isinstance(target, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                visit(target, target.name)
+            elif isinstance(target, tuple) and target[0] == "module":
+                judge_module(target[1], n, owner)
+            elif isinstance(target, tuple):
+                judge_from(target[1], target[2], n, owner)
+            elif isinstance(target, ast.AST):
+                visit(target, owner)
+            elif n in _DYNAMIC:
+                problems.append(f"`{owner}` uses `{n}` (dynamic code or imports are not allowed here)")
+            elif hasattr(builtins, n) or n in local:
+                continue
+            elif bad(n):
+                problems.append(f"`{owner}` uses `{n}`")
+
+    start = bindings.get(top)
+    if start is None:
+        return []  # not defined by a def in the source (the replay fails on its own if it is missing)
+    visit(start, top)
+    return problems
+
+
+def _raise_forbidden(top: str, problems: list[str]) -> None:
     if problems:
         listed = "\n".join(f"  - {p}" for p in dict.fromkeys(problems))
         raise GradingError(

@@ -37,6 +37,20 @@ def _parser() -> argparse.ArgumentParser:
     a = sub.add_parser("autograde", help="autograde every collected submission (progress bar)")
     a.add_argument("assignments", nargs="*", help=f"default: all ({names})")
     a.add_argument("--student", action="append", dest="students", help="only this student (repeatable)")
+    a.add_argument("--jobs", type=int, default=None, help="submissions recorded at once (default: the cores)")
+    a.add_argument(
+        "--timeout", type=float, default=None, help="seconds one sandboxed run may take (default: nbgrader's)"
+    )
+    a.add_argument(
+        "--allow-unsandboxed",
+        action="store_true",
+        help="grade even if the sandbox is unavailable: student code then runs WITH YOUR RIGHTS",
+    )
+    a.add_argument(
+        "--stock",
+        action="store_true",
+        help="stock `nbgrader autograde` (untrusted: executes student code as you; for benchmarks)",
+    )
 
     f = sub.add_parser("feedback", help="HTML feedback for every autograded submission")
     f.add_argument("assignments", nargs="*", help=f"default: all ({names})")
@@ -73,7 +87,15 @@ def main(argv: list[str] | None = None) -> int:
         copied = instructor.collect(root, args.folder, args.assignments)
         print(f"collected {len(copied)} notebook(s) into grading/submitted/")
     elif args.command == "autograde":
-        results = instructor.autograde(root, args.assignments, args.students)
+        results = instructor.autograde(
+            root,
+            args.assignments,
+            args.students,
+            stock=args.stock,
+            allow_unsandboxed=args.allow_unsandboxed,
+            jobs=args.jobs,
+            timeout=args.timeout,
+        )
         _print_scores(root, results)
         return 0 if all(r.success for r in results) else 1
     elif args.command == "feedback":

@@ -136,7 +136,11 @@ def collect(root: Path, folder: Path | None = None, assignments: Sequence[str] |
         for a in wanted:
             nb = student_dir / a / f"{notebook_name(a)}.ipynb"
             if not nb.is_file():
-                continue
+                others = sorted((student_dir / a).glob("*.ipynb")) if (student_dir / a).is_dir() else []
+                if len(others) != 1:
+                    continue
+                print(f"{student_dir.name}/{a}: took {others[0].name} (expected {nb.name})", file=sys.stderr)
+                nb = others[0]
             dest = root / GRADING / "submitted" / student_dir.name / a
             if dest.exists():
                 shutil.rmtree(dest)
@@ -175,9 +179,13 @@ def autograde_submission(root: Path, api: Any, assignment: str, student: str) ->
 
 
 def submissions(
-    root: Path, assignments: Sequence[str], students: Sequence[str] | None = None
+    root: Path, assignments: Sequence[str], students: Sequence[str] | None = None, any_notebook: bool = False
 ) -> list[tuple[str, str]]:
-    """(assignment, student) of every submitted notebook, sorted."""
+    """(assignment, student) of every submitted notebook, sorted.
+
+    ``any_notebook``: also an assignment folder holding no notebook of the expected name
+    (a renamed notebook, or none: the trusted grader scores it and says why).
+    """
     base = root / GRADING / "submitted"
     found = []
     if base.is_dir():
@@ -185,7 +193,9 @@ def submissions(
             if students and student_dir.name not in students:
                 continue
             for a in assignments:
-                if (student_dir / a / f"{notebook_name(a)}.ipynb").is_file():
+                if (student_dir / a / f"{notebook_name(a)}.ipynb").is_file() or (
+                    any_notebook and (student_dir / a).is_dir()
+                ):
                     found.append((a, student_dir.name))
     return sorted(found)
 
@@ -217,18 +227,47 @@ def autograde(
     root: Path,
     assignments: Sequence[str] | None = None,
     students: Sequence[str] | None = None,
-    grade_one: Callable[[Path, Any, str, str], GradeResult] = autograde_submission,
+    grade_one: Callable[[Path, Any, str, str], GradeResult] | None = None,
+    *,
+    stock: bool = False,
+    allow_unsandboxed: bool = False,
+    jobs: int | None = None,
+    timeout: float | None = None,
 ) -> list[GradeResult]:
-    """Autograde every submission (or those of ``students``), with a progress bar."""
+    """Autograde every submission (or those of ``students``), with a progress bar.
+
+    By default the trusted path grades (:mod:`course.trusted`: the submission's answers in
+    the instructor's notebook, recorded in a sandbox, the instructor's tests replayed
+    outside), ``jobs`` submissions at a time. ``stock=True`` runs stock ``nbgrader
+    autograde`` instead (it executes student code with the grader's rights: for comparison
+    only), as does passing ``grade_one``.
+    """
     wanted = check_assignments(list(assignments or []))
-    results = []
+    results: list[GradeResult] = []
     with inside(root):
-        todo = submissions(root, wanted, students)
+        todo = submissions(root, wanted, students, any_notebook=not stock and grade_one is None)
         if not todo:
             print("nothing to autograde: no submissions in grading/submitted/", file=sys.stderr)
             return results
         api = nbgrader_api(root)
         _ensure_in_gradebook(root, api, sorted({a for a, _ in todo}))
+        if not stock and grade_one is None:
+            from course.trusted import autograde_trusted
+
+            if timeout is None:
+                timeout = float(load_config(root).ExecutePreprocessor.get("timeout", 120))
+            progress(0, len(todo), "recording in sandboxes")
+            done = autograde_trusted(
+                root,
+                todo,
+                db_url=api.coursedir.db_url,
+                jobs=jobs,
+                timeout=timeout,
+                allow_unsandboxed=allow_unsandboxed,
+                progress=progress,
+            )
+            return [GradeResult(a, s, ok, msg) for a, s, ok, msg in done]
+        grade_one = grade_one or autograde_submission
         for k, (a, student) in enumerate(todo):
             progress(k, len(todo), f"{student}/{a}")
             results.append(grade_one(root, api, a, student))
@@ -253,7 +292,11 @@ def feedback(
     with inside(root):
         api = nbgrader_api(root)
         base = root / GRADING / "autograded"
-        todo = [(a, s) for a, s in submissions(root, wanted, students) if (base / s / a).is_dir()]
+        todo = [
+            (a, s)
+            for a, s in submissions(root, wanted, students, any_notebook=True)
+            if (base / s / a).is_dir()
+        ]
         for k, (a, student) in enumerate(todo):
             progress(k, len(todo), f"{student}/{a}")
             result = api.generate_feedback(a, student, force=True)
