@@ -723,7 +723,15 @@ def _bwrap_argv(
             cmd += ["--ro-bind", str(host), str(host)]
     for src, dest in etc_files:
         cmd += ["--ro-bind", str(src), dest]
-    made: set[str] = {"/", "/usr", "/etc"}
+    # The private /tmp (and /dev, /proc) come before the caller's read-only binds, so that a
+    # bind below /tmp (a checkout or venv under /tmp) is mounted on top of the tmpfs rather
+    # than hidden by it.
+    cmd += [
+        "--dev", "/dev",
+        "--proc", "/proc",
+        "--size", str(limits.tmp_bytes), "--perms", "1777", "--tmpfs", "/tmp",
+    ]  # fmt: skip
+    made: set[str] = {"/", "/usr", "/etc", "/dev", "/proc", "/tmp"}
     bound: list[Path] = []
     for path in readonly:
         for parent in reversed(path.parents):
@@ -734,9 +742,6 @@ def _bwrap_argv(
         cmd += ["--ro-bind", str(path), str(path)]
         bound.append(path)
     cmd += [
-        "--dev", "/dev",
-        "--proc", "/proc",
-        "--size", str(limits.tmp_bytes), "--perms", "1777", "--tmpfs", "/tmp",
         "--perms", "0755", "--dir", str(SANDBOX_WORKDIR.parent),
         "--bind", str(workdir), str(SANDBOX_WORKDIR),
         "--chdir", str(SANDBOX_WORKDIR),
