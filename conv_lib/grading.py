@@ -356,7 +356,7 @@ def forbid_reference(
     if isinstance(source, str):
         # The trusted autograder's stand-in for a student function (course/trusted.py): the
         # function itself ran in the sandbox, so the check reads the student's source.
-        problems = _forbidden_in_source(
+        problems = _forbidden_in_source_cached(
             getattr(func, "__name__", "?"), source, str(getattr(func, "__given_source__", "")), names, allowed
         )
         _raise_forbidden(getattr(func, "__name__", "?"), problems)
@@ -451,6 +451,24 @@ def forbid_reference(
 
 
 _DYNAMIC = ("__import__", "eval", "exec", "compile", "importlib", "import_module")
+
+
+#: Verdicts of :func:`_forbidden_in_source` (the grader checks the same source once per
+#: test call); keyed on everything the verdict depends on, ``len(sys.modules)`` included.
+_SOURCE_VERDICTS: dict[tuple, tuple[str, ...]] = {}
+
+
+def _forbidden_in_source_cached(
+    top: str, source: str, given: str, names: tuple[str, ...], allowed: set[str]
+) -> list[str]:
+    import sys
+
+    key = (top, source, given, names, frozenset(allowed), len(sys.modules))
+    if key not in _SOURCE_VERDICTS:
+        if len(_SOURCE_VERDICTS) >= 512:
+            _SOURCE_VERDICTS.clear()
+        _SOURCE_VERDICTS[key] = tuple(_forbidden_in_source(top, source, given, names, allowed))
+    return list(_SOURCE_VERDICTS[key])
 
 
 def _forbidden_in_source(

@@ -249,6 +249,10 @@ def autograde(
         if not todo:
             print("nothing to autograde: no submissions in grading/submitted/", file=sys.stderr)
             return results
+        if not stock and grade_one is None:
+            from course.trusted import skip_iri_grammars
+
+            skip_iri_grammars()
         api = nbgrader_api(root)
         _ensure_in_gradebook(root, api, sorted({a for a, _ in todo}))
         if not stock and grade_one is None:

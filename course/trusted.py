@@ -23,8 +23,9 @@ what the student's kernel reports. Here:
    autograded notebook (with a reason per affected cell) goes to ``grading/autograded/``
    so ``course feedback`` and ``course export`` work unchanged.
 
-The record step of many submissions runs in a process pool; replay and gradebook writes
-run in the parent, one submission at a time.
+The record and replay steps of many submissions run in a process pool (replay in the
+pool's trusted worker processes, outside the sandbox); gradebook writes run in the
+parent, one submission at a time.
 """
 
 from __future__ import annotations
@@ -691,15 +692,26 @@ def save_grades(gb: Any, nb: dict, db_url: str, assignment: str, student: str, s
     from nbgrader.preprocessors.base import NbGraderPreprocessor
 
     node = nbformat.from_dict(nb)
-    gb.update_or_create_student(student)
-    gb.update_or_create_submission(assignment, student)
-    pp = SaveAutoGrades()
-    pp.notebook_id, pp.assignment_id, pp.student_id, pp.db_url = stem, assignment, student, db_url
-    pp.gradebook = gb
-    resources = {
-        "nbgrader": {"notebook": stem, "assignment": assignment, "student": student, "db_url": db_url}
-    }
-    NbGraderPreprocessor.preprocess(pp, node, resources)
+    # nbgrader commits after every cell (one fsync each); here the submission's writes are
+    # flushed as they come and committed once at the end (all of it, or none on an error).
+    db = gb.db
+    db.commit = db.flush
+    try:
+        gb.update_or_create_student(student)
+        gb.update_or_create_submission(assignment, student)
+        pp = SaveAutoGrades()
+        pp.notebook_id, pp.assignment_id, pp.student_id, pp.db_url = stem, assignment, student, db_url
+        pp.gradebook = gb
+        resources = {
+            "nbgrader": {"notebook": stem, "assignment": assignment, "student": student, "db_url": db_url}
+        }
+        NbGraderPreprocessor.preprocess(pp, node, resources)
+    except BaseException:
+        del db.commit
+        db.rollback()
+        raise
+    del db.commit
+    db.commit()
 
 
 def write_autograded(root: Path, nb: dict, assignment: str, student: str, stem: str) -> Path:
@@ -713,6 +725,38 @@ def write_autograded(root: Path, nb: dict, assignment: str, student: str, stem: 
     node = nbformat.from_dict(nb)
     nbformat.write(node, str(out))
     return out
+
+
+def skip_iri_grammars() -> None:
+    """Keep jsonschema (imported by nbformat) from compiling the ~40 grammars of
+    ``rfc3987_syntax`` (1.5 s per process) for its "iri" formats, which the notebook schema
+    never uses. Only before jsonschema's first import; a no-op afterwards."""
+    if "jsonschema" not in sys.modules:
+        sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+
+
+def grade_submission(job: dict) -> dict:
+    """Worker: :func:`record_submission`, then the replay (:func:`grade_reconstructed`) and the
+    autograded notebook, here in the (unsandboxed, trusted) pool worker so that only the
+    gradebook write is left to the grader's process. Returns ``{"nb": graded notebook}``.
+
+    Only the grader's own code runs here: the student's code ran in the sandbox, and the
+    recordings are read as JSON and ``.npy`` without pickle, as in the parent.
+    """
+    skip_iri_grammars()
+    spec, rec = job["spec"], job["rec"]
+    try:
+        result: dict | None = record_submission(job)
+    except Exception as err:  # noqa: BLE001 - one broken run never stops the class
+        result = None
+        rec.notes.append(f"The grader could not run this submission ({type(err).__name__}: {err}).")
+    try:
+        nb = grade_reconstructed(spec, rec, result, cell_timeout=job["payload"]["cell_timeout"])
+        write_autograded(Path(job["root"]), nb, spec.assignment, job["student"], spec.notebook)
+    finally:
+        for w in (result or {}).get("workdirs", []):
+            shutil.rmtree(w, ignore_errors=True)
+    return {"nb": nb}
 
 
 # ------------------------------------------------------------------------------ driver
@@ -733,7 +777,7 @@ def autograde_trusted(
     max_runs: int = 5,
     progress: Any = None,
 ) -> list[tuple[str, str, bool, str]]:
-    """Grade ``todo`` [(assignment, student)]: records in a pool, replay + gradebook here."""
+    """Grade ``todo`` [(assignment, student)]: record + replay in a pool, gradebook here."""
     from nbgrader.api import Gradebook
 
     from course.sandbox import sandbox_available
@@ -771,6 +815,10 @@ def autograde_trusted(
                         "max_runs": max_runs,
                         "base": str(base),
                         "allow_unsandboxed": allow_unsandboxed,
+                        "spec": spec,
+                        "rec": rec,
+                        "root": str(root),
+                        "student": student,
                     },
                 )
             )
@@ -784,7 +832,7 @@ def autograde_trusted(
         ):
             if db_path.exists():
                 os.chmod(db_path, 0o600)
-            futures = {pool.submit(record_submission, job): (a, s) for a, s, job in payloads}
+            futures = {pool.submit(grade_submission, job): (a, s) for a, s, job in payloads}
             pending = [(a, s) for a, s in todo if (a, s) not in futures.values()]
             for key in pending:  # nothing to run: grade the empty reconstruction now
                 a, s = key
@@ -800,17 +848,14 @@ def autograde_trusted(
             for fut in cf.as_completed(futures):
                 a, s = futures[fut]
                 try:
-                    result = fut.result()
+                    nb = fut.result()["nb"]
                 except Exception as err:  # noqa: BLE001 - one broken worker never stops the class
-                    result = None
                     recs[(a, s)].notes.append(
                         f"The grader could not run this submission ({type(err).__name__}: {err})."
                     )
-                nb = grade_reconstructed(specs[a], recs[(a, s)], result, cell_timeout=timeout)
-                write_autograded(root, nb, a, s, specs[a].notebook)
+                    nb = grade_reconstructed(specs[a], recs[(a, s)], None, cell_timeout=timeout)
+                    write_autograded(root, nb, a, s, specs[a].notebook)
                 save_grades(gb, nb, db_url, a, s, specs[a].notebook)
-                for w in (result or {}).get("workdirs", []):
-                    shutil.rmtree(w, ignore_errors=True)
                 results.append((a, s, True, ""))
                 done += 1
                 if progress:
