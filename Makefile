@@ -27,6 +27,7 @@ help:
 	@echo "make web     install the site's web assets (npm ci in web/)"
 	@echo "make browser install chromium for the website tests (apt-get, as root)"
 	@echo "make sandbox install bubblewrap for the grading sandbox (apt-get, as root)"
+	@echo "make lint    ruff on conv_lib, course, tests, bench and web"
 	@echo "make bench   run the benchmarks in bench/"
 	@echo "make clean   remove $(BUILD) and caches (keeps $(VENV))"
 
@@ -71,7 +72,7 @@ book: setup web
 	$(BIN)/jupyter-book build $(JB_FLAGS) --path-output . .
 
 lint: setup-test
-	$(BIN)/ruff check conv_lib tests bench web
+	$(BIN)/ruff check conv_lib course tests bench web
 
 test: setup-test browser sandbox lint book
 	$(BIN)/python -m pytest

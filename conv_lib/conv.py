@@ -37,6 +37,16 @@ __all__ = ["conv2d", "conv2d_backward", "conv_transpose2d"]
 IntPair = int | tuple[int, int]
 
 
+
+def _check_bias(bias: Any, c_out: int) -> np.ndarray | None:
+    """``bias`` as a 1-D float array of length ``c_out`` (or ``None``), else a clear error."""
+    if bias is None:
+        return None
+    bias = as_array("bias", bias, ndim=1, floating=True)
+    if bias.shape != (c_out,):
+        raise ValueError(f"bias: got shape {bias.shape}; expected ({c_out},), one value per output channel")
+    return bias
+
 def _padding_pairs(
     padding: Any, kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int]
 ) -> Pads:
@@ -78,12 +88,7 @@ def _check_conv(x, weight, bias, stride, padding, dilation, groups):
             f"weight: got shape {weight.shape}; expected (C_out, C_in/groups, kH, kW) = "
             f"({c_out}, {c_in // groups}, kH, kW) for x with {c_in} input channels and groups={groups}"
         )
-    if bias is not None:
-        bias = as_array("bias", bias, ndim=1, floating=True)
-        if bias.shape != (c_out,):
-            raise ValueError(
-                f"bias: got shape {bias.shape}; expected ({c_out},), one value per output channel"
-            )
+    bias = _check_bias(bias, c_out)
     pads = _padding_pairs(padding, (kh, kw), stride, dilation)
     hp, wp = h + sum(pads[0]), w + sum(pads[1])
     eh, ew = dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1
@@ -262,12 +267,7 @@ def conv_transpose2d(
                 f"output_padding: got {(oph, opw)}; expected each entry smaller than the stride "
                 f"{stride} or the dilation {dilation} (fails for the {axis})"
             )
-    if bias is not None:
-        bias = as_array("bias", bias, ndim=1, floating=True)
-        if bias.shape != (c_out,):
-            raise ValueError(
-                f"bias: got shape {bias.shape}; expected ({c_out},), one value per output channel"
-            )
+    bias = _check_bias(bias, c_out)
     h_out = (h - 1) * stride[0] - 2 * ph + dilation[0] * (kh - 1) + oph + 1
     w_out = (w - 1) * stride[1] - 2 * pw + dilation[1] * (kw - 1) + opw + 1
     if h_out < 1 or w_out < 1:

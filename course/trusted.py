@@ -833,18 +833,25 @@ def autograde_trusted(
             if db_path.exists():
                 os.chmod(db_path, 0o600)
             futures = {pool.submit(grade_submission, job): (a, s) for a, s, job in payloads}
-            pending = [(a, s) for a, s in todo if (a, s) not in futures.values()]
-            for key in pending:  # nothing to run: grade the empty reconstruction now
-                a, s = key
-                nb = grade_reconstructed(
-                    specs[a], recs[key], None, recs[key].notes[-1] if recs[key].notes else ""
-                )
-                write_autograded(root, nb, a, s, specs[a].notebook)
+
+            def finish(a: str, s: str, nb: dict) -> None:
+                """Record one graded submission (the parent alone writes the gradebook)."""
+                nonlocal done
                 save_grades(gb, nb, db_url, a, s, specs[a].notebook)
                 results.append((a, s, True, ""))
                 done += 1
                 if progress:
                     progress(done, len(todo), f"{s}/{a}")
+
+            submitted = set(futures.values())
+            for a, s in todo:
+                if (a, s) in submitted:
+                    continue
+                # nothing to run: grade the empty reconstruction now
+                rec = recs[(a, s)]
+                nb = grade_reconstructed(specs[a], rec, None, rec.notes[-1] if rec.notes else "")
+                write_autograded(root, nb, a, s, specs[a].notebook)
+                finish(a, s, nb)
             for fut in cf.as_completed(futures):
                 a, s = futures[fut]
                 try:
@@ -855,11 +862,7 @@ def autograde_trusted(
                     )
                     nb = grade_reconstructed(specs[a], recs[(a, s)], None, cell_timeout=timeout)
                     write_autograded(root, nb, a, s, specs[a].notebook)
-                save_grades(gb, nb, db_url, a, s, specs[a].notebook)
-                results.append((a, s, True, ""))
-                done += 1
-                if progress:
-                    progress(done, len(todo), f"{s}/{a}")
+                finish(a, s, nb)
     finally:
         shutil.rmtree(base, ignore_errors=True)
         if db_path.exists():
