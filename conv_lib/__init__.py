@@ -4,7 +4,7 @@ Chapters and autograders import from here; nothing is re-implemented elsewhere.
 
 2-D signal processing (scipy.signal semantics)
     correlate2d, convolve2d
-Teaching reference (the seed's five steps, one window at a time)
+Teaching reference (the one-page summary's five steps, one window at a time)
     correlate2d_loops, convolve2d_loops, zero_pad, walk_windows, WindowStep
 Deep-learning layers, NCHW (torch.nn.functional semantics)
     conv2d, conv2d_backward, conv_transpose2d,
@@ -14,7 +14,7 @@ Arithmetic
     conv2d_macs, dense_macs, receptive_field
 Kernels and data
     get_kernel, gaussian_kernel, KERNEL_NAMES, load_image, load_faces, load_digits,
-    SEED_IMAGE, SEED_KERNEL
+    SUMMARY_IMAGE, SUMMARY_KERNEL
 Algorithms and gradients
     METHODS, choose_method, im2col, col2im, set_memory_budget, get_memory_budget,
     numeric_gradient, check_gradient
@@ -36,8 +36,8 @@ from conv_lib.arithmetic import (  # noqa: F401
 )
 from conv_lib.datasets import (  # noqa: F401
     IMAGE_NAMES,
-    SEED_IMAGE,
-    SEED_KERNEL,
+    SUMMARY_IMAGE,
+    SUMMARY_KERNEL,
     load_digits,
     load_faces,
     load_image,

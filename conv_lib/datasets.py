@@ -1,4 +1,4 @@
-"""The course's data: the seed's example and small images / data sets shipped with
+"""The course's data: the one-page summary's example and small images / data sets shipped with
 scikit-image and scikit-learn (nothing is downloaded).
 
 Loads are cached; every call returns a fresh copy, so changing a returned array never
@@ -13,7 +13,7 @@ import numpy as np
 
 from conv_lib.validation import check_choice
 
-__all__ = ["IMAGE_NAMES", "SEED_IMAGE", "SEED_KERNEL", "load_digits", "load_faces", "load_image"]
+__all__ = ["IMAGE_NAMES", "SUMMARY_IMAGE", "SUMMARY_KERNEL", "load_digits", "load_faces", "load_image"]
 
 
 def _read_only(values: list[list[int]]) -> np.ndarray:
@@ -22,8 +22,8 @@ def _read_only(values: list[list[int]]) -> np.ndarray:
     return arr
 
 
-#: The seed's 5x5 sample input image (read-only; ``SEED_IMAGE.copy()`` to change it).
-SEED_IMAGE: np.ndarray = _read_only(
+#: The one-page summary's 5x5 sample input image (read-only; ``SUMMARY_IMAGE.copy()`` to change it).
+SUMMARY_IMAGE: np.ndarray = _read_only(
     [
         [1, 2, 3, 0, 0],
         [4, 5, 6, 0, 0],
@@ -33,8 +33,8 @@ SEED_IMAGE: np.ndarray = _read_only(
     ]
 )
 
-#: The seed's 3x3 "edge detection" kernel (read-only), same as ``get_kernel("seed_edge")``.
-SEED_KERNEL: np.ndarray = _read_only(
+#: The one-page summary's 3x3 "edge detection" kernel (read-only), same as ``get_kernel("summary_edge")``.
+SUMMARY_KERNEL: np.ndarray = _read_only(
     [
         [1, 0, -1],
         [1, 0, -1],

@@ -73,7 +73,7 @@ KERNEL_CANDIDATES: tuple[str, ...] = (
     "gaussian",
     "emboss",
     "laplacian",
-    "seed_edge",
+    "summary_edge",
     "sharpen",
 )
 
@@ -756,8 +756,8 @@ def _window_value_cases(hidden: bool) -> list[Case]:
     cl = _lib()
     pos = ("image", "kernel", "i", "j")
     if not hidden:
-        img = np.asarray(cl.SEED_IMAGE, dtype=float)
-        ker = np.asarray(cl.SEED_KERNEL, dtype=float)
+        img = np.asarray(cl.SUMMARY_IMAGE, dtype=float)
+        ker = np.asarray(cl.SUMMARY_KERNEL, dtype=float)
         return [
             Case(
                 "seed image 5x5, seed kernel 3x3, (i, j)=(0, 0)",
@@ -842,14 +842,14 @@ def _signal_cases(kind: str, modes: Sequence[str], hidden: bool) -> list[Case]:
     pos = ("image", "kernel")
     cases: list[Case] = []
     if not hidden:
-        img = np.asarray(cl.SEED_IMAGE, dtype=float)
-        ker = np.asarray(cl.SEED_KERNEL, dtype=float)
+        img = np.asarray(cl.SUMMARY_IMAGE, dtype=float)
+        ker = np.asarray(cl.SUMMARY_KERNEL, dtype=float)
         small = np.arange(1.0, 13.0).reshape(3, 4)
         k2 = np.array([[1.0, 2.0], [3.0, 4.0]])
         for mode in modes:
             cases.append(
                 Case(
-                    f"the seed image 5x5 and seed kernel 3x3, mode='{mode}'",
+                    f"the one-page summary image 5x5 and seed kernel 3x3, mode='{mode}'",
                     {"image": img, "kernel": ker, "mode": mode},
                     pos,
                 )

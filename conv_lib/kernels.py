@@ -31,9 +31,9 @@ _FIXED_3X3: dict[str, list[list[int]]] = {
     "laplacian_diag": [[1, 1, 1], [1, -8, 1], [1, 1, 1]],
     "sharpen": [[0, -1, 0], [-1, 5, -1], [0, -1, 0]],
     "emboss": [[-2, -1, 0], [-1, 1, 1], [0, 1, 2]],
-    # The seed's "edge detection" kernel: a vertical-edge detector (left minus right
+    # The one-page summary's "edge detection" kernel: a vertical-edge detector (left minus right
     # columns under cross-correlation, right minus left under convolution).
-    "seed_edge": [[1, 0, -1], [1, 0, -1], [1, 0, -1]],
+    "summary_edge": [[1, 0, -1], [1, 0, -1], [1, 0, -1]],
 }
 
 #: Every name :func:`get_kernel` accepts.
@@ -95,8 +95,8 @@ def get_kernel(name: str, size: int = 3, sigma: float | None = None) -> np.ndarr
         One of :data:`KERNEL_NAMES`: ``"identity"``, ``"box"`` (mean filter, sums to 1),
         ``"gaussian"`` (see :func:`gaussian_kernel`), ``"sobel_x"``, ``"sobel_y"``,
         ``"prewitt_x"``, ``"prewitt_y"``, ``"laplacian"`` (4-neighbour),
-        ``"laplacian_diag"`` (8-neighbour), ``"sharpen"``, ``"emboss"``, ``"seed_edge"``
-        (the seed's ``[[1, 0, -1]] * 3``).
+        ``"laplacian_diag"`` (8-neighbour), ``"sharpen"``, ``"emboss"``, ``"summary_edge"``
+        (the one-page summary's ``[[1, 0, -1]] * 3``).
     size : int
         Side length. Any size ``>= 1`` for ``"box"`` and ``"gaussian"``; 3 for the others.
     sigma : float, optional

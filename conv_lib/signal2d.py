@@ -4,7 +4,7 @@
 same values as ``scipy.signal.correlate2d`` / ``scipy.signal.convolve2d`` with the
 default zero fill, for ``mode`` in ``"valid"``, ``"same"``, ``"full"``:
 
-* ``convolve2d`` is the seed's formula ``S(i, j) = sum_m sum_n I(m, n) K(i - m, j - n)``,
+* ``convolve2d`` is the one-page summary's formula ``S(i, j) = sum_m sum_n I(m, n) K(i - m, j - n)``,
   i.e. ``correlate2d`` with the kernel flipped in both axes.
 * ``"same"`` returns the image's shape, centred on the ``"full"`` result exactly as scipy
   does; for an even kernel size ``k`` the extra zero row/column goes *after* the image
@@ -120,7 +120,7 @@ def correlate2d(image: Any, kernel: Any, mode: str = "valid", method: str = "aut
 def convolve2d(image: Any, kernel: Any, mode: str = "valid", method: str = "auto") -> np.ndarray:
     """Convolve a 2-D image with a 2-D kernel (``scipy.signal.convolve2d``).
 
-    The seed's definition ``S(i, j) = sum_m sum_n I(m, n) K(i - m, j - n)``: the same
+    The one-page summary's definition ``S(i, j) = sum_m sum_n I(m, n) K(i - m, j - n)``: the same
     as :func:`correlate2d` with ``kernel[::-1, ::-1]``.
 
     Parameters
@@ -138,7 +138,7 @@ def convolve2d(image: Any, kernel: Any, mode: str = "valid", method: str = "auto
 
     Examples
     --------
-    The seed example (values equal ``scipy.signal.convolve2d`` exactly):
+    The one-page summary example (values equal ``scipy.signal.convolve2d`` exactly):
 
     >>> import numpy as np
     >>> image = np.array([[1, 2, 3, 0, 0], [4, 5, 6, 0, 0], [7, 8, 9, 0, 0],

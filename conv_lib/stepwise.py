@@ -1,4 +1,4 @@
-"""Convolution one window at a time: the seed's five steps written as plain Python loops.
+"""Convolution one window at a time: the one-page summary's five steps written as plain Python loops.
 
 1. Place the filter over a region of the input.
 2. Multiply the filter and the region element by element.
@@ -213,7 +213,7 @@ def convolve2d_loops(
 ) -> np.ndarray:
     """Convolution in the mathematical sense (kernel flipped), with loops.
 
-    The seed's formula ``S(i, j) = sum_m sum_n I(m, n) K(i - m, j - n)`` pairs image pixel
+    The one-page summary's formula ``S(i, j) = sum_m sum_n I(m, n) K(i - m, j - n)`` pairs image pixel
     ``m`` with kernel entry ``i - m``: walking forward through the image walks backward
     through the kernel. That is a cross-correlation with the kernel turned by 180 degrees,
     which is how it is computed here: ``kernel[::-1, ::-1]``, then the same five steps as
@@ -231,7 +231,7 @@ def convolve2d_loops(
     feature_map : numpy.ndarray, shape (H_out, W_out)
         With padding ``0`` / ``"valid"`` / ``"full"`` and stride / dilation 1 it equals
         ``scipy.signal.convolve2d(image, kernel, mode=...)``, exactly for integer input
-        (e.g. the seed's example).
+        (e.g. the one-page summary's example).
     """
     return _slide(_prepare(image, kernel, stride, padding, dilation, flip=True))
 

@@ -1,6 +1,6 @@
 """The built website's foundation chapters contain their key, executed results.
 
-Expected values are computed here (with SciPy on the seed arrays, or with conv_lib), never
+Expected values are computed here (with SciPy on the one-page summary arrays, or with conv_lib), never
 typed, and looked for in the HTML that the book build produced (fixture ``site_dir``).
 """
 
@@ -15,7 +15,7 @@ import pytest
 from scipy.signal import convolve2d as scipy_convolve2d
 from scipy.signal import correlate2d as scipy_correlate2d
 
-from conv_lib import SEED_IMAGE, SEED_KERNEL, jshtml_frame_count
+from conv_lib import SUMMARY_IMAGE, SUMMARY_KERNEL, jshtml_frame_count
 
 PAGES = {
     "notation": "Notation and conventions",
@@ -25,11 +25,11 @@ PAGES = {
     "backpropagation": "Backpropagation through a convolution",
 }
 
-# The seed text's own example, written out as in the seed (the test's oracle is SciPy).
-SEED_TEXT_IMAGE = np.array(
+# The one-page summary's own example, written out as in the one-page summary (the test's oracle is SciPy).
+SUMMARY_TEXT_IMAGE = np.array(
     [[1, 2, 3, 0, 0], [4, 5, 6, 0, 0], [7, 8, 9, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]]
 )
-SEED_TEXT_KERNEL = np.array([[1, 0, -1], [1, 0, -1], [1, 0, -1]])
+SUMMARY_TEXT_KERNEL = np.array([[1, 0, -1], [1, 0, -1], [1, 0, -1]])
 
 
 class _Page(HTMLParser):
@@ -82,9 +82,9 @@ def _squash(text: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def seed_feature_map() -> np.ndarray:
-    assert np.array_equal(SEED_IMAGE, SEED_TEXT_IMAGE) and np.array_equal(SEED_KERNEL, SEED_TEXT_KERNEL)
-    return scipy_convolve2d(SEED_TEXT_IMAGE, SEED_TEXT_KERNEL, mode="valid")
+def summary_feature_map() -> np.ndarray:
+    assert np.array_equal(SUMMARY_IMAGE, SUMMARY_TEXT_IMAGE) and np.array_equal(SUMMARY_KERNEL, SUMMARY_TEXT_KERNEL)
+    return scipy_convolve2d(SUMMARY_TEXT_IMAGE, SUMMARY_TEXT_KERNEL, mode="valid")
 
 
 @pytest.mark.parametrize("name", list(PAGES))
@@ -131,24 +131,24 @@ def test_figures_are_embedded_files(site_dir, name):
         assert (site_dir / "chapters" / src).resolve().exists(), src
 
 
-def test_theory_reproduces_seed_example(site_dir, seed_feature_map):
+def test_theory_reproduces_summary_example(site_dir, summary_feature_map):
     text = _squash(_parse(site_dir, "theory").text)
-    # SciPy's printout (the seed's program run verbatim) and conv_lib's (float) printout.
-    assert _squash("Feature Map:\n " + str(seed_feature_map)) in text
-    assert _squash(str(seed_feature_map.astype(float))) in text
+    # SciPy's printout (the one-page summary's program run verbatim) and conv_lib's (float) printout.
+    assert _squash("Feature Map:\n " + str(summary_feature_map)) in text
+    assert _squash(str(summary_feature_map.astype(float))) in text
     # The glued prose states the feature map row by row.
-    rows = [f"({', '.join(str(v) for v in row)})" for row in seed_feature_map.tolist()]
+    rows = [f"({', '.join(str(v) for v in row)})" for row in summary_feature_map.tolist()]
     stated = re.escape(f"{rows[0]}, {rows[1]} and {rows[2]}")
     assert re.search(r"Row by row, \\?\(?S\\?\)? is " + stated, text)
     assert "conv_lib matches SciPy exactly" in text
 
 
-def test_theory_shows_opposite_signs_of_correlation(site_dir, seed_feature_map):
+def test_theory_shows_opposite_signs_of_correlation(site_dir, summary_feature_map):
     text = _squash(_parse(site_dir, "theory").text)
-    corr = scipy_correlate2d(SEED_TEXT_IMAGE, SEED_TEXT_KERNEL, mode="valid")
-    assert np.array_equal(corr, -seed_feature_map)
+    corr = scipy_correlate2d(SUMMARY_TEXT_IMAGE, SUMMARY_TEXT_KERNEL, mode="valid")
+    assert np.array_equal(corr, -summary_feature_map)
     assert _squash(str(corr.astype(float))) in text
-    assert f"top-left value {seed_feature_map[0, 0]} versus {corr[0, 0]}" in text
+    assert f"top-left value {summary_feature_map[0, 0]} versus {corr[0, 0]}" in text
 
 
 def test_theory_properties_hold_exactly(site_dir):
@@ -158,33 +158,33 @@ def test_theory_properties_hold_exactly(site_dir):
     assert re.search(r"max \|conv\(shift\(I\)\) - shift\(conv\(I\)\)\| = 0\.0", text)
 
 
-def test_step_by_step_animations(site_dir, seed_feature_map):
+def test_step_by_step_animations(site_dir, summary_feature_map):
     html = _html(site_dir, "step_by_step")
     players = html.split('<div class="animation">')[1:]
-    assert len(players) >= 2, "expected the seed animation and the stride/padding animation"
+    assert len(players) >= 2, "expected the one-page summary animation and the stride/padding animation"
     first = players[0]
-    assert jshtml_frame_count(first) == seed_feature_map.size > 1
-    assert f"new Array({seed_feature_map.size})" in first
+    assert jshtml_frame_count(first) == summary_feature_map.size > 1
+    assert f"new Array({summary_feature_map.size})" in first
     img = re.search(r"<img[^>]*id=\"_anim_img[^>]*>", first)
     assert img and re.search(r'alt="[^"]+"', img.group(0))
     for player in players:
         assert jshtml_frame_count(player) > 1
 
 
-def test_step_by_step_walk_and_sizes(site_dir, seed_feature_map):
+def test_step_by_step_walk_and_sizes(site_dir, summary_feature_map):
     text = _squash(_parse(site_dir, "step_by_step").text)
-    assert _squash(str(seed_feature_map.astype(float))) in text
-    assert f"= {seed_feature_map[0, 0]}" in text  # WindowStep.explain() of the first window
+    assert _squash(str(summary_feature_map.astype(float))) in text
+    assert f"= {summary_feature_map[0, 0]}" in text  # WindowStep.explain() of the first window
     for mode, shape in [("valid", (3, 3)), ("same", (5, 5)), ("full", (7, 7))]:
         assert re.search(rf"{mode}\s+= padding \d: output \({shape[0]}, {shape[1]}\)", text)
     assert "stride-2 output == stride-1 output[::2, ::2]" in text
 
 
-def test_efficient_convolution_im2col_and_fft(site_dir, seed_feature_map):
+def test_efficient_convolution_im2col_and_fft(site_dir, summary_feature_map):
     text = _squash(_parse(site_dir, "efficient_convolution").text)
     assert "cols.shape = (9, 9)" in text
-    assert "equals the seed's feature map" in text
-    assert _squash(str(seed_feature_map.astype(float))) in text
+    assert "equals the one-page summary's feature map" in text
+    assert _squash(str(summary_feature_map.astype(float))) in text
     assert re.search(r"full\s+fft\s+max \|difference to direct\| = \d\.\de-1[3-6]", text)
     assert "torch available:" in text and "milliseconds" in text
 

@@ -11,8 +11,8 @@ import sklearn.datasets
 from conv_lib import (
     IMAGE_NAMES,
     KERNEL_NAMES,
-    SEED_IMAGE,
-    SEED_KERNEL,
+    SUMMARY_IMAGE,
+    SUMMARY_KERNEL,
     correlate2d_loops,
     gaussian_kernel,
     get_kernel,
@@ -37,7 +37,7 @@ def test_kernel_names():
         "laplacian_diag",
         "sharpen",
         "emboss",
-        "seed_edge",
+        "summary_edge",
     }
     assert len(KERNEL_NAMES) == len(set(KERNEL_NAMES))
 
@@ -50,14 +50,14 @@ def test_every_kernel_is_a_fresh_float64_3x3(name):
     assert not np.any(get_kernel(name) == 99.0)
 
 
-def test_seed_edge_is_the_seed_kernel():
-    np.testing.assert_array_equal(get_kernel("seed_edge"), SEED_KERNEL)
+def test_summary_edge_is_the_summary_kernel():
+    np.testing.assert_array_equal(get_kernel("summary_edge"), SUMMARY_KERNEL)
 
 
 def test_sums():
     for name in ("identity", "box", "gaussian", "sharpen", "emboss"):
         assert get_kernel(name).sum() == pytest.approx(1.0)
-    for name in ("sobel_x", "sobel_y", "prewitt_x", "prewitt_y", "laplacian", "laplacian_diag", "seed_edge"):
+    for name in ("sobel_x", "sobel_y", "prewitt_x", "prewitt_y", "laplacian", "laplacian_diag", "summary_edge"):
         assert get_kernel(name).sum() == 0.0
 
 
@@ -111,7 +111,7 @@ def test_gaussian_default_sigma():
         (
             lambda: get_kernel("sobel"),
             ValueError,
-            r"name: got 'sobel'; expected one of 'identity', 'box'.*'seed_edge'",
+            r"name: got 'sobel'; expected one of 'identity', 'box'.*'summary_edge'",
         ),
         (lambda: get_kernel(3), ValueError, r"name: got 3; expected one of"),
         (
@@ -142,24 +142,24 @@ def test_kernel_errors(call, error, match):
         call()
 
 
-# --- the seed's data -------------------------------------------------------------------------
+# --- the one-page summary's data -------------------------------------------------------------------------
 
 
 def test_seed_arrays_as_in_the_seed():
     np.testing.assert_array_equal(
-        SEED_IMAGE,
+        SUMMARY_IMAGE,
         [[1, 2, 3, 0, 0], [4, 5, 6, 0, 0], [7, 8, 9, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]],
     )
-    np.testing.assert_array_equal(SEED_KERNEL, [[1, 0, -1], [1, 0, -1], [1, 0, -1]])
-    assert SEED_IMAGE.dtype.kind == "i" and SEED_KERNEL.dtype.kind == "i"
+    np.testing.assert_array_equal(SUMMARY_KERNEL, [[1, 0, -1], [1, 0, -1], [1, 0, -1]])
+    assert SUMMARY_IMAGE.dtype.kind == "i" and SUMMARY_KERNEL.dtype.kind == "i"
 
 
 def test_seed_arrays_are_read_only():
     with pytest.raises(ValueError, match="read-only"):
-        SEED_IMAGE[0, 0] = 100
+        SUMMARY_IMAGE[0, 0] = 100
     with pytest.raises(ValueError, match="read-only"):
-        SEED_KERNEL[0, 0] = 100
-    assert SEED_IMAGE[0, 0] == 1
+        SUMMARY_KERNEL[0, 0] = 100
+    assert SUMMARY_IMAGE[0, 0] == 1
 
 
 # --- images ------------------------------------------------------------------------------------

@@ -8,10 +8,10 @@ import scipy.signal
 
 from conv_lib import METHODS, choose_method, convolve2d, correlate2d
 
-SEED_IMAGE = np.array(
+SUMMARY_IMAGE = np.array(
     [[1, 2, 3, 0, 0], [4, 5, 6, 0, 0], [7, 8, 9, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]]
 )
-SEED_KERNEL = np.array([[1, 0, -1], [1, 0, -1], [1, 0, -1]])
+SUMMARY_KERNEL = np.array([[1, 0, -1], [1, 0, -1], [1, 0, -1]])
 
 # (H, W, kH, kW): non-square, even and odd, 1-wide, kernel == image, kernel > image (same/full)
 SHAPES = [
@@ -73,16 +73,16 @@ def test_matches_scipy_float32(mode, method):
 
 @pytest.mark.parametrize("method", ["direct", "im2col", "auto"])
 def test_seed_example_exact(method):
-    want = scipy.signal.convolve2d(SEED_IMAGE, SEED_KERNEL, mode="valid")
-    got = convolve2d(SEED_IMAGE, SEED_KERNEL, mode="valid", method=method)
+    want = scipy.signal.convolve2d(SUMMARY_IMAGE, SUMMARY_KERNEL, mode="valid")
+    got = convolve2d(SUMMARY_IMAGE, SUMMARY_KERNEL, mode="valid", method=method)
     assert got.dtype == np.float64
     assert np.array_equal(got, want)
     assert got.tolist() == [[6, -15, -18], [4, -13, -15], [2, -8, -9]]
 
 
 def test_seed_example_fft_close():
-    want = scipy.signal.convolve2d(SEED_IMAGE, SEED_KERNEL, mode="valid")
-    np.testing.assert_allclose(convolve2d(SEED_IMAGE, SEED_KERNEL, method="fft"), want, atol=1e-12)
+    want = scipy.signal.convolve2d(SUMMARY_IMAGE, SUMMARY_KERNEL, mode="valid")
+    np.testing.assert_allclose(convolve2d(SUMMARY_IMAGE, SUMMARY_KERNEL, method="fft"), want, atol=1e-12)
 
 
 @pytest.mark.parametrize("mode", ["valid", "same", "full"])

@@ -1,4 +1,4 @@
-"""The teaching reference (conv_lib.stepwise) against SciPy, PyTorch and the seed's example."""
+"""The teaching reference (conv_lib.stepwise) against SciPy, PyTorch and the one-page summary's example."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from conv_lib import (
-    SEED_IMAGE,
-    SEED_KERNEL,
+    SUMMARY_IMAGE,
+    SUMMARY_KERNEL,
     ConvolutionWalk,
     WindowStep,
     convolve2d_loops,
@@ -24,8 +24,8 @@ from conv_lib import (
     zero_pad,
 )
 
-# The seed's example, typed as in the seed (convolution.md, "Example (Python Implementation)").
-SEED_IMAGE_AS_TYPED = np.array(
+# The one-page summary's example, typed as in the one-page summary (convolution.md, "Example (Python Implementation)").
+SUMMARY_IMAGE_AS_TYPED = np.array(
     [
         [1, 2, 3, 0, 0],
         [4, 5, 6, 0, 0],
@@ -34,7 +34,7 @@ SEED_IMAGE_AS_TYPED = np.array(
         [0, 0, 0, 0, 0],
     ]
 )
-SEED_KERNEL_AS_TYPED = np.array(
+SUMMARY_KERNEL_AS_TYPED = np.array(
     [
         [1, 0, -1],
         [1, 0, -1],
@@ -66,27 +66,27 @@ def torch_correlate(image, kernel, stride, padding, dilation):
     return out[0, 0].numpy()
 
 
-# --- the seed's example ------------------------------------------------------------------
+# --- the one-page summary's example ------------------------------------------------------------------
 
 
 def test_seed_example_equals_scipy_exactly():
-    expected = scipy.signal.convolve2d(SEED_IMAGE_AS_TYPED, SEED_KERNEL_AS_TYPED, mode="valid")
-    result = convolve2d_loops(SEED_IMAGE, SEED_KERNEL)
+    expected = scipy.signal.convolve2d(SUMMARY_IMAGE_AS_TYPED, SUMMARY_KERNEL_AS_TYPED, mode="valid")
+    result = convolve2d_loops(SUMMARY_IMAGE, SUMMARY_KERNEL)
     assert result.shape == (3, 3)
     np.testing.assert_array_equal(result, expected)
-    np.testing.assert_array_equal(convolve2d_loops(SEED_IMAGE_AS_TYPED, SEED_KERNEL_AS_TYPED), expected)
+    np.testing.assert_array_equal(convolve2d_loops(SUMMARY_IMAGE_AS_TYPED, SUMMARY_KERNEL_AS_TYPED), expected)
 
 
-def test_seed_feature_map_values_step_by_step():
-    """Each walk step of the seed's example gives scipy's value, with the seed's formula."""
-    expected = scipy.signal.convolve2d(SEED_IMAGE_AS_TYPED, SEED_KERNEL_AS_TYPED, mode="valid")
-    walk = walk_windows(SEED_IMAGE, SEED_KERNEL, flip=True)
+def test_summary_feature_map_values_step_by_step():
+    """Each walk step of the one-page summary's example gives scipy's value, with the one-page summary's formula."""
+    expected = scipy.signal.convolve2d(SUMMARY_IMAGE_AS_TYPED, SUMMARY_KERNEL_AS_TYPED, mode="valid")
+    walk = walk_windows(SUMMARY_IMAGE, SUMMARY_KERNEL, flip=True)
     assert walk.output_shape == expected.shape
     for step in walk:
         i, j = step.index
         # S(i, j) = sum_m sum_n I(m, n) K(i - m, j - n), in scipy's 'valid' indexing
         formula = sum(
-            SEED_IMAGE_AS_TYPED[m, n] * SEED_KERNEL_AS_TYPED[i + 2 - m, j + 2 - n]
+            SUMMARY_IMAGE_AS_TYPED[m, n] * SUMMARY_KERNEL_AS_TYPED[i + 2 - m, j + 2 - n]
             for m in range(i, i + 3)
             for n in range(j, j + 3)
         )
@@ -94,8 +94,8 @@ def test_seed_feature_map_values_step_by_step():
 
 
 def test_seed_explain_writes_out_the_sum():
-    first = walk_windows(SEED_IMAGE, SEED_KERNEL, flip=True)[0]
-    expected = scipy.signal.convolve2d(SEED_IMAGE, SEED_KERNEL, mode="valid")[0, 0]
+    first = walk_windows(SUMMARY_IMAGE, SUMMARY_KERNEL, flip=True)[0]
+    expected = scipy.signal.convolve2d(SUMMARY_IMAGE, SUMMARY_KERNEL, mode="valid")[0, 0]
     text = first.explain()
     assert text.startswith("out[0, 0] = 1*(-1) + 2*0 + 3*1 + ")
     assert text.endswith(f"= {expected}")
@@ -299,13 +299,13 @@ def test_walk_is_a_reusable_sequence():
 
 
 def test_window_step_is_frozen_and_read_only():
-    step = walk_windows(SEED_IMAGE, SEED_KERNEL)[0]
+    step = walk_windows(SUMMARY_IMAGE, SUMMARY_KERNEL)[0]
     with pytest.raises(dataclasses.FrozenInstanceError):
         step.value = 0.0
     for arr in (step.window, step.kernel, step.products, step.rows, step.cols):
         with pytest.raises(ValueError, match="read-only"):
             arr[0] = 1
-    walk = walk_windows(SEED_IMAGE, SEED_KERNEL)
+    walk = walk_windows(SUMMARY_IMAGE, SUMMARY_KERNEL)
     with pytest.raises(ValueError, match="read-only"):
         walk.padded_image[0, 0] = 1
     assert "value=" in repr(step)
@@ -313,9 +313,9 @@ def test_window_step_is_frozen_and_read_only():
 
 def test_walk_validates_at_once():
     with pytest.raises(ValueError, match=r"stride: got 0"):
-        walk_windows(SEED_IMAGE, SEED_KERNEL, stride=0)
+        walk_windows(SUMMARY_IMAGE, SUMMARY_KERNEL, stride=0)
     with pytest.raises(TypeError, match=r"flip: got 'yes'; expected True or False"):
-        walk_windows(SEED_IMAGE, SEED_KERNEL, flip="yes")
+        walk_windows(SUMMARY_IMAGE, SUMMARY_KERNEL, flip="yes")
 
 
 def test_padding_modes_resolve():
