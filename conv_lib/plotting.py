@@ -445,8 +445,9 @@ def jshtml_frame_count(html_text: str) -> int:
 def plot_kernel_flip(kernel: Any, *, figsize: tuple[float, float] = (6.4, 2.9)) -> Figure:
     """A kernel next to its 180-degree rotation ``kernel[::-1, ::-1]``.
 
-    Axes are labelled with centred offsets (``-1, 0, 1`` for a 3x3 kernel), the ``m`` and
-    ``n`` of :math:`K(m, n)`, so the flip reads as :math:`K(-m, -n)`.
+    Axes are labelled with centred offsets (``-1, 0, 1`` for a 3x3 kernel), the ``a`` and
+    ``b`` of :math:`K(a, b)`, so the flip reads as :math:`K(-a, -b)`. (The letters ``m, n``
+    index the image in the one-page summary's formula, so the kernel uses others.)
 
     Parameters
     ----------
@@ -462,8 +463,8 @@ def plot_kernel_flip(kernel: Any, *, figsize: tuple[float, float] = (6.4, 2.9)) 
         raise ValueError(f"kernel: got an array of shape {k.shape}; expected a 2-D array")
     off = (-(k.shape[0] // 2), -(k.shape[1] // 2))
     fig, (a, b) = plt.subplots(1, 2, figsize=figsize, gridspec_kw={"wspace": 0.6})
-    draw_grid(a, k, title="K(m, n)", index_offset=off)
-    draw_grid(b, k[::-1, ::-1], title="flipped: K(-m, -n)", index_offset=off)
+    draw_grid(a, k, title="K(a, b)", index_offset=off)
+    draw_grid(b, k[::-1, ::-1], title="flipped: K(-a, -b)", index_offset=off)
     fig.text(0.5, 0.45, "rotate\n180°", ha="center", va="center", fontsize=10)
     fig.text(0.5, 0.32, "→", ha="center", va="center", fontsize=22)
     return fig

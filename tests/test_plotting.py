@@ -177,6 +177,8 @@ def test_plot_kernel_flip_rotates_180_degrees():
     assert _texts(left) == list("abcdefghi")
     assert _texts(right) == list("ihgfedcba")
     assert [t.get_text() for t in right.get_yticklabels()] == ["-1", "0", "1"]
+    # the kernel's offsets are a, b: m, n index the image in the one-page summary's formula
+    assert (left.get_title(), right.get_title()) == ("K(a, b)", "flipped: K(-a, -b)")
 
 
 @pytest.mark.parametrize(
