@@ -97,7 +97,17 @@ def main(argv: list[str] | None = None) -> int:
             timeout=args.timeout,
         )
         _print_scores(root, results)
-        return 0 if all(r.success for r in results) else 1
+        failed = [r for r in results if not r.success]
+        if failed:
+            print(
+                f"\n{len(failed)} submission(s) NOT graded (no score was stored for them); "
+                "fix the cause above, then rerun:",
+                file=sys.stderr,
+            )
+            for r in failed:
+                print(f"  python -m course autograde {r.assignment} --student {r.student}", file=sys.stderr)
+            return 1
+        return 0
     elif args.command == "feedback":
         written = instructor.feedback(root, args.assignments, args.students)
         print(f"wrote {len(written)} feedback file(s) into grading/feedback/")
@@ -118,7 +128,7 @@ def _print_scores(root: Path, results: list) -> None:
     with inside(root), Gradebook(nbgrader_api(root).coursedir.db_url) as gb:
         for r in results:
             if not r.success:
-                print(f"{r.student:<24} {r.assignment:<24} autograding failed")
+                print(f"{r.student:<24} {r.assignment:<24} NOT GRADED: {r.message}")
                 continue
             sub = gb.find_submission(r.assignment, r.student)
             manual = " (+ manual grading pending)" if sub.needs_manual_grade else ""

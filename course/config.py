@@ -18,6 +18,11 @@ ASSIGNMENTS: tuple[str, ...] = (
     "04_applications",
 )
 
+#: What student code may import while it is graded: only these packages (and the student kit,
+#: ``coursekit``) are bound into the sandbox, next to Python's standard library. NumPy unless an
+#: assignment's questions need more; ``conv_lib``, SciPy and torch are never there.
+SANDBOX_PACKAGES: dict[str, tuple[str, ...]] = {a: ("numpy",) for a in ASSIGNMENTS}
+
 SOURCE = "solutions"
 RELEASE = "exercises"
 GRADING = "grading"

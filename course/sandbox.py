@@ -694,13 +694,18 @@ def _bwrap_argv(
     bwrap: str,
     argv: Sequence[str],
     *,
-    workdir: Path,
+    workdir: Path | None,
     readonly: Sequence[Path],
     limits: SandboxLimits,
     uid: int | None,
     etc_files: Sequence[tuple[Path, str]],
     seccomp_fd: int | None,
+    mounts: Sequence[tuple[str, str, str]] = (),
 ) -> list[str]:
+    """bubblewrap's command line. ``workdir=None``: the work directory is a private tmpfs of
+    ``limits.tmp_bytes`` (nothing written there reaches the host's disk). ``mounts``:
+    ``("ro", host, dest)`` binds a host path read-only at ``dest``; ``("tmpfs", "", dest)``
+    hides ``dest`` (e.g. a ``site-packages`` inside a bound Python) under an empty tmpfs."""
     cmd = [
         bwrap,
         "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
@@ -741,11 +746,25 @@ def _bwrap_argv(
                 made.add(str(parent))
         cmd += ["--ro-bind", str(path), str(path)]
         bound.append(path)
-    cmd += [
-        "--perms", "0755", "--dir", str(SANDBOX_WORKDIR.parent),
-        "--bind", str(workdir), str(SANDBOX_WORKDIR),
-        "--chdir", str(SANDBOX_WORKDIR),
-    ]  # fmt: skip
+    for kind, src, dest in mounts:
+        for parent in reversed(PurePosixPath(dest).parents):
+            if str(parent) not in made and not any(Path(str(parent)) == b or b in Path(str(parent)).parents
+                                                   for b in bound):
+                cmd += ["--perms", "0755", "--dir", str(parent)]
+                made.add(str(parent))
+        if kind == "ro":
+            cmd += ["--ro-bind", src, dest]
+        elif kind == "tmpfs":
+            cmd += ["--size", "1048576", "--perms", "0555", "--tmpfs", dest]
+        else:
+            raise ValueError(f"mounts: got kind {kind!r}; expected 'ro' or 'tmpfs'")
+    if str(SANDBOX_WORKDIR.parent) not in made:
+        cmd += ["--perms", "0755", "--dir", str(SANDBOX_WORKDIR.parent)]
+    if workdir is None:
+        cmd += ["--size", str(limits.tmp_bytes), "--perms", "0777", "--tmpfs", str(SANDBOX_WORKDIR)]
+    else:
+        cmd += ["--bind", str(workdir), str(SANDBOX_WORKDIR)]
+    cmd += ["--chdir", str(SANDBOX_WORKDIR)]
     if seccomp_fd is not None:
         cmd += ["--seccomp", str(seccomp_fd)]
     cmd.append("--")
