@@ -13,7 +13,9 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
+import stat
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -112,12 +114,49 @@ def _clean_release(path: Path) -> None:
 # ---------------------------------------------------------------------------------------
 
 
+#: A student id: what nbgrader, the file system, CSV files and the feedback pages can all
+#: carry without quoting: letters, digits, ``.``, ``_``, ``@``, ``-`` (first a letter or digit).
+STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+
+
+def check_student_id(name: str) -> str:
+    if not STUDENT_ID.fullmatch(name):
+        raise ValueError(
+            f"student id: got {name!r}; expected 1 to 64 letters, digits, '.', '_', '@' or '-' "
+            "(starting with a letter or digit)"
+        )
+    return name
+
+
+def _read_regular(path: Path, limit: int) -> bytes:
+    """The bytes of ``path`` if it is a regular file (not a symlink, FIFO or device)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError("not a regular file")
+        if st.st_size > limit:
+            raise ValueError(f"larger than {limit // 2**20} MiB")
+        chunks, size = [], 0
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise ValueError(f"larger than {limit // 2**20} MiB")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def collect(root: Path, folder: Path | None = None, assignments: Sequence[str] | None = None) -> list[Path]:
     """Copy submissions into ``grading/submitted/<student>/<assignment>/``.
 
     ``folder`` is laid out as ``<folder>/<student>/<assignment>/<notebook>.ipynb``; only
     the expected notebook of known assignments is taken (anything else is reported and
-    skipped). Without ``folder``, nbgrader's exchange is used (``nbgrader collect``).
+    skipped). Symbolic links (at any level), special files (FIFOs, devices), notebooks over
+    20 MiB and unsafe student ids (see :data:`STUDENT_ID`) are refused with a message; the
+    copy is a new regular file of the grader's. Without ``folder``, nbgrader's exchange is
+    used (``nbgrader collect``).
     """
     wanted = check_assignments(list(assignments or []))
     copied: list[Path] = []
@@ -132,23 +171,52 @@ def collect(root: Path, folder: Path | None = None, assignments: Sequence[str] |
     folder = Path(folder).resolve()
     if not folder.is_dir():
         raise SystemExit(f"{folder} is not a folder")
-    for student_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+
+    def refuse(what: str, why: str) -> None:
+        print(f"refused {what}: {why}", file=sys.stderr)
+
+    for student_dir in sorted(folder.iterdir()):
+        name = student_dir.name
+        if name.startswith("."):
+            continue
+        if student_dir.is_symlink() or not student_dir.is_dir():
+            refuse(repr(name), "a symbolic link or not a folder")
+            continue
+        try:
+            check_student_id(name)
+        except ValueError as err:
+            refuse(repr(name), str(err))
+            continue
         for a in wanted:
-            nb = student_dir / a / f"{notebook_name(a)}.ipynb"
-            if not nb.is_file():
-                others = sorted((student_dir / a).glob("*.ipynb")) if (student_dir / a).is_dir() else []
+            adir = student_dir / a
+            if adir.is_symlink():
+                refuse(f"{name}/{a}", "a symbolic link")
+                continue
+            if not adir.is_dir():
+                continue
+            nb = adir / f"{notebook_name(a)}.ipynb"
+            if not (nb.exists() or nb.is_symlink()):
+                others = sorted(adir.glob("*.ipynb"))
                 if len(others) != 1:
                     continue
-                print(f"{student_dir.name}/{a}: took {others[0].name} (expected {nb.name})", file=sys.stderr)
+                print(f"{name}/{a}: took {others[0].name} (expected {nb.name})", file=sys.stderr)
                 nb = others[0]
-            dest = root / GRADING / "submitted" / student_dir.name / a
+            try:
+                data = _read_regular(nb, 20 * 2**20)
+            except (OSError, ValueError) as err:
+                why = "a symbolic link" if nb.is_symlink() else str(err)
+                refuse(f"{name}/{a}/{nb.name}", why)
+                continue
+            dest = root / GRADING / "submitted" / name / a
             if dest.exists():
                 shutil.rmtree(dest)
             dest.mkdir(parents=True)
-            shutil.copy2(nb, dest / nb.name)
-            copied.append(dest / nb.name)
+            safe_name = re.fullmatch(r"[A-Za-z0-9._ -]{1,100}\.ipynb", nb.name)
+            kept = nb.name if safe_name else f"{notebook_name(a)}.ipynb"
+            (dest / kept).write_bytes(data)
+            copied.append(dest / kept)
         for other in sorted(p.name for p in student_dir.iterdir() if p.is_dir() and p.name not in wanted):
-            print(f"skipped {student_dir.name}/{other}: not one of the assignments", file=sys.stderr)
+            print(f"skipped {name}/{other}: not one of the assignments", file=sys.stderr)
     return copied
 
 
@@ -250,27 +318,29 @@ def autograde(
             print("nothing to autograde: no submissions in grading/submitted/", file=sys.stderr)
             return results
         if not stock and grade_one is None:
-            from course.trusted import skip_iri_grammars
+            from course.grader import autograde_trusted, skip_iri_grammars
+            from course.secret import load_secret
 
             skip_iri_grammars()
-        api = nbgrader_api(root)
-        _ensure_in_gradebook(root, api, sorted({a for a, _ in todo}))
-        if not stock and grade_one is None:
-            from course.trusted import autograde_trusted
-
             if timeout is None:
                 timeout = float(load_config(root).ExecutePreprocessor.get("timeout", 120))
-            progress(0, len(todo), "recording in sandboxes")
-            done = autograde_trusted(
+            secret = load_secret()
+            api = nbgrader_api(root)
+            _ensure_in_gradebook(root, api, sorted({a for a, _ in todo}))
+            progress(0, len(todo), "grading in sandboxes")
+            graded = autograde_trusted(
                 root,
                 todo,
                 db_url=api.coursedir.db_url,
+                secret=secret,
                 jobs=jobs,
                 timeout=timeout,
                 allow_unsandboxed=allow_unsandboxed,
                 progress=progress,
             )
-            return [GradeResult(a, s, ok, msg) for a, s, ok, msg in done]
+            return [GradeResult(g.assignment, g.student, g.graded, g.reason) for g in graded]
+        api = nbgrader_api(root)
+        _ensure_in_gradebook(root, api, sorted({a for a, _ in todo}))
         grade_one = grade_one or autograde_submission
         for k, (a, student) in enumerate(todo):
             progress(k, len(todo), f"{student}/{a}")
@@ -359,18 +429,41 @@ def export(root: Path, to: Path | None = None, cells: Path | None = None) -> tup
                             )
         rows.sort(key=lambda r: (r["assignment"], r["student_id"], r["notebook"], r["grade_id"]))
         with cells.open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=CELL_COLUMNS)
+            writer = csv.DictWriter(fh, fieldnames=CELL_COLUMNS, quoting=csv.QUOTE_ALL)
             writer.writeheader()
             writer.writerows(rows)
     return to, cells
 
 
-def _nbgrader_csv(gb: Any, to: Path) -> None:
-    from nbgrader.plugins import CsvExportPlugin
+NBGRADER_COLUMNS = (
+    "assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
+    "raw_score", "late_submission_penalty", "score", "max_score",
+)  # fmt: skip
 
-    plugin = CsvExportPlugin()
-    plugin.to = str(to)
-    plugin.export(gb)
+
+def _nbgrader_csv(gb: Any, to: Path) -> None:
+    """nbgrader's grades CSV (the columns and rows of its ``CsvExportPlugin``), but written
+    with the csv module and every field quoted: a comma, quote or newline in a name or id
+    cannot add or shift a column or a row."""
+    from nbgrader.api import MissingEntry
+
+    with to.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, quoting=csv.QUOTE_ALL)
+        writer.writerow(NBGRADER_COLUMNS)
+        for assignment in gb.assignments:
+            for student in gb.students:
+                try:
+                    sub = gb.find_submission(assignment.name, student.id)
+                except MissingEntry:
+                    timestamp, raw, penalty = None, 0.0, 0.0
+                else:
+                    timestamp, raw, penalty = sub.timestamp, sub.score, sub.late_submission_penalty
+                row = [
+                    assignment.name, assignment.duedate, timestamp, student.id, student.last_name,
+                    student.first_name, student.email, raw, penalty, max(0.0, raw - (penalty or 0.0)),
+                    assignment.max_score,
+                ]  # fmt: skip
+                writer.writerow(["" if v is None else str(v) for v in row])
 
 
 def _num(value: Any) -> float | int:
