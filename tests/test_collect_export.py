@@ -96,5 +96,7 @@ def test_export_quotes_every_field(tmp_path, monkeypatch):
     text = out.read_text(encoding="utf-8")
     rows = list(csv.reader(text.splitlines(keepends=True)))
     assert len(rows) == 3 and all(len(r) == 11 for r in rows)
-    assert rows[1][3] == "s1" and rows[1][5] == 'Ann, "the first"' and rows[1][4] == "Line\nBreak"
-    assert all(line.startswith('"') for line in text.split("\r\n") if line and not line.startswith("Break"))
+    by_id = {r[3]: r for r in rows[1:]}
+    assert by_id["s1"][5] == 'Ann, "the first"' and by_id["s1"][4] == "Line\nBreak"
+    assert by_id["s2"][4] == "=cmd|' /C calc'!A0"
+    assert all(line.startswith('"') and line.endswith('"') for line in text.split("\r\n") if line)
