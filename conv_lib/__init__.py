@@ -120,10 +120,6 @@ from conv_lib.cnn import ConvBlock, ConvNet, dense_width_for_budget  # noqa: F40
 # isort: split
 # --- end section book ---
 
-# --- section: grading helpers (owner: assignments) ---
-from conv_lib import grading  # noqa: F401  (helpers for the assignments' test cells)
-# --- end section assignments ---
-
 # Figures need matplotlib, which graders and most library users never touch: the names of
 # conv_lib.plotting are imported on first use (PEP 562), so `import conv_lib` stays light.
 _PLOTTING_NAMES = frozenset(

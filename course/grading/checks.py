@@ -1,0 +1,543 @@
+"""The checks the assignments' test cells call: each compares a student's function with
+:mod:`conv_lib` (the only reference) on visible or hidden cases and fails with a message that
+teaches: the case, the first mismatching index, expected vs got, and the hint of a known
+mistake (:mod:`course.grading.diagnoses`).
+
+Test cells stay one or two lines long, e.g.::
+
+    check_correlate2d(correlate2d, modes=("valid",))               # visible
+    check_correlate2d(correlate2d, modes=("valid",), hidden=True)  # hidden (grader only)
+
+A check passes silently apart from a one-line summary and raises :class:`GradingError`
+otherwise. Checks return None: nbgrader would read a number left as a cell's value as
+partial credit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+import conv_lib as cl
+from course.grading import cases as C
+from course.grading import diagnoses as D
+from course.grading.compare import Case, Diagnosis, GradingError, compare_arrays, passed, run_cases
+
+__all__ = [
+    "check_avg_pool2d",
+    "check_avg_pool2d_backward",
+    "check_conv2d",
+    "check_conv2d_backward",
+    "check_convolve2d",
+    "check_correlate2d",
+    "check_detect_edges",
+    "check_edge_magnitude",
+    "check_gradient_error",
+    "check_max_pool2d",
+    "check_max_pool2d_backward",
+    "check_numeric_gradient",
+    "check_output_size",
+    "check_param_counts",
+    "check_pieces",
+    "check_softmax_cross_entropy",
+    "check_symmetric_kernels",
+    "check_window_value",
+    "check_zero_pad",
+]
+
+# ---------------------------------------------------------------------------------------
+# Assignment 1: convolution by hand
+# ---------------------------------------------------------------------------------------
+
+
+def check_zero_pad(zero_pad: Callable[..., Any], hidden: bool = False) -> None:
+    """Compare ``zero_pad(image, padding)`` with :func:`conv_lib.zero_pad`."""
+    run_cases(
+        zero_pad,
+        "zero_pad",
+        C.zero_pad_cases(hidden),
+        lambda c: cl.zero_pad(c.params["image"], c.params["padding"]),
+        D.zero_pad_variants,
+        "zero_pad",
+        hidden,
+    )
+
+
+def check_window_value(window_value: Callable[..., Any], hidden: bool = False) -> None:
+    """``window_value(image, kernel, i, j)``: one step (multiply and sum) of a valid correlation."""
+
+    def reference(c: Case) -> Any:
+        p = c.params
+        return np.float64(D.window_value_at(p["image"], p["kernel"], p["i"], p["j"]))
+
+    run_cases(
+        window_value,
+        "window_value",
+        C.window_value_cases(hidden),
+        reference,
+        D.window_value_variants,
+        "window_value",
+        hidden,
+    )
+
+
+def check_correlate2d(
+    correlate2d: Callable[..., Any], modes: Sequence[str] = ("valid",), hidden: bool = False
+) -> None:
+    """Compare ``correlate2d(image, kernel, mode)`` with :func:`conv_lib.correlate2d`."""
+    run_cases(
+        correlate2d,
+        "correlate2d",
+        C.signal_cases("correlate2d", modes, hidden),
+        lambda c: cl.correlate2d(c.params["image"], c.params["kernel"], c.params["mode"]),
+        lambda c: D.signal_variants("correlate2d", c),
+        f"correlate2d, mode {'/'.join(modes)}",
+        hidden,
+    )
+
+
+def check_convolve2d(
+    convolve2d: Callable[..., Any], modes: Sequence[str] = ("valid",), hidden: bool = False
+) -> None:
+    """Compare ``convolve2d(image, kernel, mode)`` with :func:`conv_lib.convolve2d`."""
+    run_cases(
+        convolve2d,
+        "convolve2d",
+        C.signal_cases("convolve2d", modes, hidden),
+        lambda c: cl.convolve2d(c.params["image"], c.params["kernel"], c.params["mode"]),
+        lambda c: D.signal_variants("convolve2d", c),
+        f"convolve2d, mode {'/'.join(modes)}",
+        hidden,
+    )
+
+
+def check_symmetric_kernels(answer: Any, candidates: Sequence[str] = C.KERNEL_CANDIDATES) -> None:
+    """``answer``: the names among ``candidates`` for which correlation equals convolution.
+
+    The truth is computed from :func:`conv_lib.get_kernel`: correlating with K equals
+    convolving with K exactly when K equals K rotated by 180 degrees.
+    """
+    if answer is None or isinstance(answer, str) or not isinstance(answer, Iterable):
+        raise GradingError(f"Expected a list of kernel names, got {answer!r}.")
+    given = set(answer)
+    unknown = given - set(candidates)
+    if unknown:
+        raise GradingError(f"Unknown names {sorted(unknown)}; choose among {list(candidates)}.")
+    truth = {n for n in candidates if np.allclose(cl.get_kernel(n), cl.get_kernel(n)[::-1, ::-1])}
+    missing, extra = truth - given, given - truth
+    if missing or extra:
+        lines = ["Not quite:"]
+        if extra:
+            lines.append(
+                f"  {sorted(extra)}: rotate each by 180 degrees (K[::-1, ::-1]); is it still the same "
+                "kernel? If not, correlation and convolution give different results."
+            )
+        if missing:
+            lines.append(
+                f"  {len(missing)} kernel(s) that stay the same under a 180-degree rotation are missing."
+            )
+        raise GradingError("\n".join(lines))
+    print(f"OK: the {len(truth)} kernels unchanged by a 180-degree rotation.")
+
+
+def check_output_size(output_size: Callable[..., Any], hidden: bool = False) -> None:
+    """Compare ``output_size(n, kernel, stride, padding, dilation)`` with :func:`conv_lib.output_size`.
+
+    A wrong answer is explained by the known wrong formula that reproduces the student's
+    answers on every case (not just the failing one).
+    """
+    cases = C.output_size_cases(hidden, [f for f, _ in D.OUTPUT_SIZE_BUGS])
+    answers: list[tuple[Case, tuple[int, ...], int, Any]] = []
+    for c in cases:
+        args = tuple(c.params[x] for x in ("n", "kernel", "stride", "padding", "dilation"))
+        expected = cl.output_size(*args)
+        got = c.call(output_size, "output_size")
+        if isinstance(got, (float, np.floating)) and float(got).is_integer() and int(got) == expected:
+            raise GradingError(
+                f"output_size({c.signature()}) returned {got!r}, a float: use integer division "
+                "`//` so that the size is an int."
+            )
+        if not isinstance(got, (int, np.integer)) or isinstance(got, bool):
+            extra = " Use integer division `//`." if isinstance(got, (float, np.floating)) else ""
+            raise GradingError(
+                f"output_size({c.signature()}) returned {got!r}; expected an int ({expected}).{extra}"
+            )
+        answers.append((c, args, expected, int(got)))
+    wrong = [(c, exp, got) for c, _, exp, got in answers if got != exp]
+    if wrong:
+        c, expected, got = wrong[0]
+        hint = next(
+            (h for f, h in D.OUTPUT_SIZE_BUGS if all(f(*args) == g for _, args, _, g in answers)),
+            "check the formula floor((n + 2p - d(k - 1) - 1) / s) + 1 on this case by hand.",
+        )
+        raise GradingError(
+            f"output_size({c.signature()}): expected {expected}, got {got}.\n  Likely bug: {hint}"
+        )
+    passed("output_size", len(cases), hidden)
+
+
+# ---------------------------------------------------------------------------------------
+# Assignment 2: convolution layers (NCHW)
+# ---------------------------------------------------------------------------------------
+
+_CONV_FEATURES = ("basic", "channels", "stride_padding", "dilation")
+
+
+def check_conv2d(conv2d: Callable[..., Any], feature: str = "basic", hidden: bool = False) -> None:
+    """Compare ``conv2d(x, weight, bias, stride, padding, dilation)`` with :func:`conv_lib.conv2d`.
+
+    ``feature`` selects the cases: "basic" (one channel, stride 1, no padding),
+    "channels" (several input/output channels, batch, bias), "stride_padding" (stride
+    that does not divide, padding 0 / int / pair), "dilation".
+    """
+    if feature not in _CONV_FEATURES:
+        raise ValueError(f"feature: got {feature!r}; expected one of {_CONV_FEATURES}")
+    run_cases(
+        conv2d,
+        "conv2d",
+        C.conv_cases(feature, hidden),
+        lambda c: D.conv_reference(c.params),
+        D.conv_variants,
+        f"conv2d ({feature.replace('_', ' and ')})",
+        hidden,
+    )
+
+
+def check_max_pool2d(max_pool2d: Callable[..., Any], feature: str = "basic", hidden: bool = False) -> None:
+    """Compare ``max_pool2d(x, kernel_size, stride=None)`` with :func:`conv_lib.max_pool2d`.
+
+    ``feature``: "basic" (stride None, i.e. non-overlapping) or "overlap" (stride smaller
+    than the kernel, not dividing, non-square, ties).
+    """
+    run_cases(
+        max_pool2d,
+        "max_pool2d",
+        C.pool_cases("max", feature, hidden),
+        lambda c: cl.max_pool2d(c.params["x"], c.params["kernel_size"], c.params["stride"]),
+        lambda c: D.pool_variants("max", c),
+        f"max_pool2d ({feature})",
+        hidden,
+    )
+
+
+def check_avg_pool2d(avg_pool2d: Callable[..., Any], feature: str = "basic", hidden: bool = False) -> None:
+    """Compare ``avg_pool2d(x, kernel_size, stride=None)`` with :func:`conv_lib.avg_pool2d`."""
+    run_cases(
+        avg_pool2d,
+        "avg_pool2d",
+        C.pool_cases("avg", feature, hidden),
+        lambda c: cl.avg_pool2d(c.params["x"], c.params["kernel_size"], c.params["stride"]),
+        lambda c: D.pool_variants("avg", c),
+        f"avg_pool2d ({feature})",
+        hidden,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Assignment 3: backpropagation
+# ---------------------------------------------------------------------------------------
+
+_BACKWARD_PARTS = {"dx": 0, "dw": 1, "db": 2}
+
+
+def check_conv2d_backward(
+    conv2d_backward: Callable[..., Any], part: str = "dx", feature: str = "basic", hidden: bool = False
+) -> None:
+    """Compare one part ("dx", "dw" or "db") of ``conv2d_backward`` with :func:`conv_lib.conv2d_backward`.
+
+    ``conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1)`` returns
+    ``(grad_x, grad_weight, grad_bias)``. ``feature`` as for :func:`check_conv2d`;
+    "strided" means stride, padding and dilation together.
+    """
+    if part not in _BACKWARD_PARTS:
+        raise ValueError(f"part: got {part!r}; expected one of {tuple(_BACKWARD_PARTS)}")
+    features = ("stride_padding", "dilation") if feature == "strided" else (feature,)
+    cases = [c for f in features for c in C.backward_cases(f, hidden)]
+    if feature == "strided" and hidden:
+        cases = cases[::2] + cases[1::4]
+    k = _BACKWARD_PARTS[part]
+    names = {"dx": "grad_x", "dw": "grad_weight", "db": "grad_bias"}
+    for c in cases:
+        got = c.call(conv2d_backward, "conv2d_backward")
+        if not isinstance(got, (tuple, list)) or len(got) != 3:
+            raise GradingError(
+                f"conv2d_backward must return a tuple (grad_x, grad_weight, grad_bias); got "
+                f"{type(got).__name__} for {c.label}."
+            )
+        p = c.params
+        expected = cl.conv2d_backward(
+            p["grad_out"],
+            p["x"],
+            p["weight"],
+            stride=p["stride"],
+            padding=p["padding"],
+            dilation=p["dilation"],
+        )[k]
+        compare_arrays(
+            got[k],
+            expected,
+            case=c.label,
+            name=f"conv2d_backward -> {names[part]}",
+            diagnoses=D.backward_variants(part, c),
+        )
+    passed(f"conv2d_backward {names[part]} ({feature})", len(cases), hidden)
+
+
+def check_max_pool2d_backward(
+    max_pool2d_backward: Callable[..., Any], feature: str = "basic", hidden: bool = False
+) -> None:
+    """Compare ``max_pool2d_backward(grad_out, x, kernel_size, stride=None)`` with conv_lib.
+
+    "overlap" cases have overlapping windows (gradients accumulate) and ties (the first
+    maximum in row-major order gets the gradient, like torch and conv_lib).
+    """
+    run_cases(
+        max_pool2d_backward,
+        "max_pool2d_backward",
+        C.pool_backward_cases("max", feature, hidden),
+        lambda c: cl.max_pool2d_backward(
+            c.params["grad_out"], c.params["x"], c.params["kernel_size"], c.params["stride"]
+        ),
+        D.max_pool_backward_variants,
+        f"max_pool2d_backward ({feature})",
+        hidden,
+    )
+
+
+def check_avg_pool2d_backward(
+    avg_pool2d_backward: Callable[..., Any], feature: str = "basic", hidden: bool = False
+) -> None:
+    """Compare ``avg_pool2d_backward(grad_out, x_shape, kernel_size, stride=None)`` with conv_lib."""
+    run_cases(
+        avg_pool2d_backward,
+        "avg_pool2d_backward",
+        C.pool_backward_cases("avg", feature, hidden),
+        lambda c: cl.avg_pool2d_backward(
+            c.params["grad_out"], c.params["x_shape"], c.params["kernel_size"], c.params["stride"]
+        ),
+        D.avg_pool_backward_variants,
+        f"avg_pool2d_backward ({feature})",
+        hidden,
+    )
+
+
+def check_numeric_gradient(numeric_gradient: Callable[..., Any], hidden: bool = False) -> None:
+    """Compare ``numeric_gradient(f, x, eps)`` with :func:`conv_lib.numeric_gradient`."""
+    n = 0
+    for label, f, x in C.numeric_gradient_functions(hidden):
+        for eps in (1e-4,) if not hidden else (1e-4, 1e-3):
+            c = Case(f"{label}, eps={eps}", {"f": f, "x": x, "eps": eps}, ("f", "x"))
+            got = c.call(numeric_gradient, "numeric_gradient")
+            ref = cl.numeric_gradient(f, x, eps=eps)
+            forward = np.zeros_like(x)
+            base = f(x)
+            for idx in np.ndindex(x.shape):
+                xp = x.copy()
+                xp[idx] += eps
+                forward[idx] = (f(xp) - base) / eps
+            compare_arrays(
+                got,
+                ref,
+                case=c.label,
+                name="numeric_gradient",
+                rtol=1e-6,
+                atol=1e-8,
+                diagnoses=D.numeric_gradient_variants(forward, ref),
+            )
+            n += 1
+    passed("numeric_gradient", n, hidden)
+
+
+def check_gradient_error(gradient_error: Callable[..., Any], hidden: bool = False) -> None:
+    """``gradient_error(f, x, analytic_grad, eps)``: the cs231n max relative error.
+
+    Compared with ``conv_lib.check_gradient(...).max_rel_error``: equal within 1e-3
+    relative when the error is larger than 1e-6, and also below 1e-6 otherwise.
+    """
+    x, w, g, bump = C.gradient_error_setup(hidden)
+
+    def loss_of_w(ww: np.ndarray) -> float:
+        return float(np.sum(cl.conv2d(x, ww, stride=(1, 2)) * g))
+
+    dw = cl.conv2d_backward(g, x, w, stride=(1, 2))[1]
+    trials = [
+        ("the correct weight gradient of a conv2d", dw),
+        ("a flipped weight gradient", dw[..., ::-1, ::-1]),
+        ("the correct gradient times 2", 2 * dw),
+    ]
+    if hidden:
+        trials.append(
+            (
+                "the correct gradient plus 1e-3 at one element",
+                dw + np.where(np.arange(dw.size).reshape(dw.shape) == bump, 1e-3, 0.0),
+            )
+        )
+    for label, analytic in trials:
+        c = Case(
+            f"f = sum(conv2d(x, w, stride=(1, 2)) * g) as a function of w {w.shape}, analytic = {label}",
+            {"f": loss_of_w, "x": w, "analytic_grad": analytic, "eps": 1e-6},
+            ("f", "x", "analytic_grad"),
+        )
+        got = c.call(gradient_error, "gradient_error")
+        try:
+            got = float(got)
+        except (TypeError, ValueError) as err:
+            raise GradingError(f"gradient_error should return a float, got {got!r} ({c.label}).") from err
+        ref = cl.check_gradient(loss_of_w, w, analytic, eps=1e-6).max_rel_error
+        ok = got < 1e-6 if ref < 1e-6 else abs(got - ref) <= 1e-3 * ref
+        if not ok:
+            hint = (
+                "relative error = max |a - n| / max(|a| + |n|, 1e-12), element-wise, then the maximum."
+                if not math.isclose(got, 2 * ref, rel_tol=1e-3)
+                else "you seem to divide by max(|a|, |n|) or similar: divide by |a| + |n|."
+            )
+            raise GradingError(
+                f"gradient_error for {c.label}: expected {ref:.6g}, got {got:.6g}.\n  Hint: {hint}"
+            )
+    passed("gradient_error", len(trials), hidden)
+
+
+# ---------------------------------------------------------------------------------------
+# Assignment 4: applications (the accuracy of the trained network: course.grading.accuracy)
+# ---------------------------------------------------------------------------------------
+
+
+def _magnitude(image: np.ndarray) -> np.ndarray:
+    gx = cl.correlate2d(image, cl.get_kernel("sobel_x"), "same")
+    gy = cl.correlate2d(image, cl.get_kernel("sobel_y"), "same")
+    return np.sqrt(gx**2 + gy**2)
+
+
+def check_edge_magnitude(edge_magnitude: Callable[..., Any], hidden: bool = False) -> None:
+    """``edge_magnitude(image)``: sqrt(gx**2 + gy**2) of the Sobel responses, same size as the image.
+
+    The reference uses :func:`conv_lib.correlate2d` (mode "same") with
+    ``get_kernel("sobel_x")`` and ``"sobel_y"`` (the sign and the x/y order do not matter).
+    """
+    images = C.edge_images(hidden)
+    for label, img in images:
+        got = Case(label, {"image": img}, ("image",)).call(edge_magnitude, "edge_magnitude")
+        compare_arrays(
+            got, _magnitude(img), case=label, name="edge_magnitude", diagnoses=D.edge_variants(img)
+        )
+    passed("edge_magnitude", len(images), hidden)
+
+
+def check_detect_edges(detect_edges: Callable[..., Any], hidden: bool = False) -> None:
+    """``detect_edges(image, threshold)``: boolean map of magnitude > threshold * magnitude.max()."""
+    n = 0
+    for label, img in C.edge_images(hidden):
+        for thr in (0.5,) if not hidden else (0.25, 0.6):
+            c = Case(f"{label}, threshold={thr}", {"image": img, "threshold": thr}, ("image",))
+            got_arr = np.asarray(c.call(detect_edges, "detect_edges"))
+            mag = _magnitude(img)
+            if got_arr.dtype != bool:
+                raise GradingError(
+                    f"detect_edges should return a boolean array (e.g. `magnitude > t`); got dtype "
+                    f"{got_arr.dtype} for {c.label}."
+                )
+            compare_arrays(
+                got_arr,
+                mag > thr * mag.max(),
+                case=c.label,
+                name="detect_edges",
+                diagnoses=[
+                    Diagnosis(
+                        "absolute threshold",
+                        "the threshold is a fraction of the largest magnitude: "
+                        "magnitude > threshold * magnitude.max().",
+                        mag > thr,
+                    ),
+                ],
+            )
+            n += 1
+    passed("detect_edges", n, hidden)
+
+
+def check_softmax_cross_entropy(softmax_cross_entropy: Callable[..., Any], hidden: bool = False) -> None:
+    """``softmax_cross_entropy(logits, y) -> (mean loss, d loss / d logits)``.
+
+    Compared with :func:`conv_lib.softmax_cross_entropy`.
+    """
+    cases = C.softmax_cases(hidden)
+    for label, logits, y in cases:
+        c = Case(label, {"logits": logits, "y": y}, ("logits", "y"))
+        got = c.call(softmax_cross_entropy, "softmax_cross_entropy")
+        if not isinstance(got, (tuple, list)) or len(got) != 2:
+            raise GradingError(
+                f"softmax_cross_entropy must return (loss, dlogits); got {type(got).__name__}."
+            )
+        loss, dlogits = got
+        ref_loss, ref_d = cl.softmax_cross_entropy(logits, y)
+        ref_d = np.array(ref_d, dtype=np.float64)
+        n = logits.shape[0]
+        try:
+            loss = float(loss)
+        except (TypeError, ValueError) as err:
+            raise GradingError(f"the loss should be a number, got {loss!r} ({label}).") from err
+        if not math.isfinite(loss):
+            raise GradingError(
+                f"loss for {label} is {loss}: exp overflows for large logits. Subtract each row's "
+                "maximum before exponentiating (softmax does not change)."
+            )
+        if not math.isclose(loss, ref_loss, rel_tol=1e-6, abs_tol=1e-9):
+            hint = (
+                "you summed over the batch: return the MEAN loss."
+                if math.isclose(loss, ref_loss * n, rel_tol=1e-6)
+                else "loss = mean over samples of -log(softmax(logits)[i, y[i]])."
+            )
+            raise GradingError(f"loss for {label}: expected {ref_loss:.8g}, got {loss:.8g}.\n  Hint: {hint}")
+        compare_arrays(
+            dlogits, ref_d, case=label, name="dlogits", diagnoses=D.softmax_gradient_variants(ref_d, y)
+        )
+    passed("softmax_cross_entropy", len(cases), hidden)
+
+
+def check_param_counts(
+    conv_params: Callable[..., Any], dense_params: Callable[..., Any], hidden: bool = False
+) -> None:
+    """``conv_params(c_in, c_out, k)`` and ``dense_params(n_in, n_out)`` (bias included) vs conv_lib."""
+    conv_specs, dense_specs = C.param_count_specs(hidden)
+    for ci, co, k in conv_specs:
+        exp = cl.conv2d_param_count(ci, co, k)
+        got = Case(
+            f"c_in={ci}, c_out={co}, k={k}", {"c_in": ci, "c_out": co, "k": k}, ("c_in", "c_out", "k")
+        ).call(conv_params, "conv_params")
+        if got != exp:
+            hint = (
+                "the bias adds one parameter per output channel."
+                if got == exp - co
+                else "each output channel has a k x k kernel per INPUT channel: c_out * c_in * k * k + c_out."
+                if got in (co * k * k + co, ci * k * k + co)
+                else "count weights c_out * c_in * k * k plus c_out biases."
+            )
+            raise GradingError(f"conv_params({ci}, {co}, {k}): expected {exp}, got {got!r}.\n  Hint: {hint}")
+    for ni, no in dense_specs:
+        exp = cl.dense_param_count(ni, no)
+        got = Case(f"n_in={ni}, n_out={no}", {"n_in": ni, "n_out": no}, ("n_in", "n_out")).call(
+            dense_params, "dense_params"
+        )
+        if got != exp:
+            hint = "the bias adds one parameter per output." if got == exp - no else "n_in * n_out + n_out."
+            raise GradingError(f"dense_params({ni}, {no}): expected {exp}, got {got!r}.\n  Hint: {hint}")
+    passed("conv_params and dense_params", len(conv_specs) + len(dense_specs), hidden)
+
+
+def check_pieces(
+    conv2d: Callable[..., Any],
+    conv2d_backward: Callable[..., Any],
+    max_pool2d: Callable[..., Any],
+    max_pool2d_backward: Callable[..., Any],
+    hidden: bool = False,
+) -> None:
+    """Your own layers, pasted from assignments 2 and 3: right results on a few cases."""
+    check_conv2d(conv2d, "channels", hidden)
+    if hidden:
+        check_conv2d(conv2d, "stride_padding", hidden)
+    for part in ("dx", "dw", "db"):
+        check_conv2d_backward(conv2d_backward, part, "basic", hidden)
+    check_max_pool2d(max_pool2d, "basic", hidden)
+    check_max_pool2d_backward(max_pool2d_backward, "basic", hidden)

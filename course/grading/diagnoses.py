@@ -1,0 +1,577 @@
+"""Known mistakes: what a buggy answer would return for a case, and the hint that goes with it.
+
+Each ``*_variants(case)`` returns :class:`~course.grading.compare.Diagnosis` objects.
+Wrong variants are recomputed with :mod:`conv_lib` where possible (a flipped kernel,
+stride 1 instead of the requested stride, ...); the few that conv_lib cannot produce
+(tie handling in max-pool backward, ...) are written here, clearly marked as *wrong*.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+import conv_lib as cl
+from course.grading.cases import pair, span_out
+from course.grading.compare import Case, Diagnosis, tolerances
+
+__all__ = [
+    "OUTPUT_SIZE_BUGS",
+    "avg_pool_backward_variants",
+    "backward_variants",
+    "conv_variants",
+    "diagnose_conv_bug",
+    "edge_variants",
+    "max_pool_backward_variants",
+    "pool_variants",
+    "signal_variants",
+    "window_value_at",
+    "window_value_variants",
+    "zero_pad_variants",
+]
+
+_BOTH_SIDES = "pad both sides: p rows above AND below, p columns left AND right (the shape grows by 2p)."
+
+
+def zero_pad_variants(case: Case) -> list[Diagnosis]:
+    img, pad = case.params["image"], case.params["padding"]
+    ph, pw = pair(pad)
+    return [
+        Diagnosis(
+            "(pH, pW) swapped",
+            "padding=(pH, pW) adds pH rows (top and bottom) and pW columns "
+            "(left and right); you used them the other way round.",
+            lambda: cl.zero_pad(img, (pw, ph)) if ph != pw else None,
+        ),
+        Diagnosis(
+            "one side only",
+            _BOTH_SIDES,
+            lambda: np.pad(img, [(0, 0)] * (img.ndim - 2) + [(0, ph), (0, pw)]) if ph or pw else None,
+        ),
+        Diagnosis(
+            "one side only",
+            _BOTH_SIDES,
+            lambda: np.pad(img, [(0, 0)] * (img.ndim - 2) + [(ph, 0), (pw, 0)]) if ph or pw else None,
+        ),
+        Diagnosis(
+            "all axes padded",
+            "only the last two axes (H, W) are padded; leading axes (batch, channels) keep their size.",
+            lambda: (
+                np.pad(img, [(ph, ph)] * (img.ndim - 2) + [(ph, ph), (pw, pw)])
+                if img.ndim > 2 and ph
+                else None
+            ),
+        ),
+    ]
+
+
+def window_value_at(image: np.ndarray, kernel: np.ndarray, i: int, j: int, flip: bool = False) -> float:
+    """One output pixel of the valid correlation (convolution with ``flip``), from conv_lib's walk."""
+    walk = cl.walk_windows(image, kernel, flip=flip)
+    return walk[i * walk.output_shape[1] + j].value
+
+
+def window_value_variants(c: Case) -> list[Diagnosis]:
+    p = c.params
+    return [
+        Diagnosis(
+            "kernel flipped",
+            "one step of correlate2d multiplies the window by the kernel as it is; do not flip it here.",
+            lambda: window_value_at(p["image"], p["kernel"], p["i"], p["j"], True),
+        ),
+        Diagnosis(
+            "i and j swapped",
+            "i is the row (first axis), j the column: the window is image[i:i + kH, j:j + kW].",
+            lambda: window_value_at(p["image"], p["kernel"], p["j"], p["i"]),
+        ),
+        Diagnosis(
+            "products not summed", "step 3: sum the products to one number.", shape=np.shape(p["kernel"])
+        ),
+    ]
+
+
+MODE_HINT = {
+    "valid": "'valid' keeps only windows fully inside the image: (H - kH + 1, W - kW + 1).",
+    "same": "'same' has the image's shape (H, W): the 'full' result cropped so that the kernel element "
+    "K[(kH - 1) // 2, (kW - 1) // 2] sits on each output pixel (like scipy): from row kH // 2 for a "
+    "correlation, from row (kH - 1) // 2 for a convolution (the same for odd kernels).",
+    "full": "'full' has every overlap of kernel and image: (H + kH - 1, W + kW - 1); pad the image with "
+    "kH - 1 rows and kW - 1 columns of zeros on each side.",
+}
+
+
+def signal_variants(kind: str, c: Case) -> list[Diagnosis]:
+    """Mistakes of correlate2d / convolve2d (``kind``): flips, transposes, the wrong mode or 'same' crop."""
+    img, ker, mode = c.params["image"], c.params["kernel"], c.params["mode"]
+    ref = cl.correlate2d if kind == "correlate2d" else cl.convolve2d
+    other = cl.convolve2d if kind == "correlate2d" else cl.correlate2d
+    out: list[Diagnosis] = []
+    if kind == "convolve2d":
+        flip_both = "flip BOTH axes: K[::-1, ::-1], not K[::-1] or K[:, ::-1]."
+        out += [
+            Diagnosis(
+                "kernel not flipped",
+                "you computed cross-correlation. Convolution flips the kernel "
+                "(K[::-1, ::-1], a 180-degree rotation) before sliding it: that is the minus sign in "
+                "K(i - m, j - n).",
+                lambda: other(img, ker, mode),
+            ),
+            Diagnosis("flipped one axis only", flip_both, lambda: other(img, ker[::-1, :], mode)),
+            Diagnosis("flipped one axis only", flip_both, lambda: other(img, ker[:, ::-1], mode)),
+            Diagnosis(
+                "transposed instead of flipped",
+                "K.T swaps rows and columns; a flip is K[::-1, ::-1].",
+                lambda: other(img, ker.T, mode),
+            ),
+        ]
+    else:
+        out += [
+            Diagnosis(
+                "kernel flipped",
+                "you flipped the kernel: that is convolution. Cross-correlation slides K as it "
+                "is: out[i, j] = sum over m, n of image[i + m, j + n] * K[m, n].",
+                lambda: other(img, ker, mode),
+            ),
+            Diagnosis(
+                "kernel transposed",
+                "you used K.T (rows and columns of the kernel swapped); use K as it is.",
+                lambda: ref(img, ker.T, mode),
+            ),
+        ]
+    for m in ("valid", "same", "full"):
+        if m != mode:
+            out.append(
+                Diagnosis(
+                    f"'{m}' instead of '{mode}'",
+                    f"you returned the '{m}' result for mode='{mode}'. {MODE_HINT[mode]}",
+                    functools.partial(ref, img, ker, m),
+                )
+            )
+    if mode == "same":
+        kh, kw = ker.shape
+        h, w = img.shape
+
+        # scipy crops 'full' from k // 2 (correlation) or (k - 1) // 2 (convolution); the
+        # wrong variant uses the other one (they differ for even kernel sizes only).
+        right, wrong = ("kH // 2", "(kH - 1) // 2") if kind == "correlate2d" else ("(kH - 1) // 2", "kH // 2")
+
+        def other_centre() -> np.ndarray | None:
+            if kh % 2 and kw % 2:
+                return None
+            full = ref(img, ker, "full")
+            r0, c0 = ((kh - 1) // 2, (kw - 1) // 2) if kind == "correlate2d" else (kh // 2, kw // 2)
+            return full[r0 : r0 + h, c0 : c0 + w]
+
+        out.append(
+            Diagnosis(
+                "'same' centred the other way",
+                f"for an even kernel size the 'same' crop is not symmetric. For {kind} keep the 'full' "
+                f"result from row {right} and column {right.replace('H', 'W')} (you started at {wrong}): "
+                "the kernel element K[(kH - 1) // 2, (kW - 1) // 2] sits on the output pixel, like scipy.",
+                other_centre,
+            )
+        )
+    return out
+
+
+#: Wrong output-size formulas ``f(n, k, s, p, d)`` and their hints, in the order they are tried.
+OUTPUT_SIZE_BUGS: list[tuple[Callable[[int, int, int, int, int], int], str]] = [
+    (
+        lambda n, k, s, p, d: span_out(n, k, s, p, d, ceil=True),
+        "you rounded up (ceil). A window that would stick out past the padded border is dropped: "
+        "floor((n + 2p - d(k - 1) - 1) / s) + 1, i.e. `//`.",
+    ),
+    (
+        lambda n, k, s, p, d: span_out(n, k, s, p, 1),
+        "dilation ignored: a kernel of size k with dilation d spans d(k - 1) + 1 pixels.",
+    ),
+    (
+        lambda n, k, s, p, d: span_out(n, k, s, 0, d),
+        "padding ignored: padding p adds p pixels on EACH side (2p in total).",
+    ),
+    (
+        lambda n, k, s, p, d: span_out(n + p, k, s, 0, d),
+        "padding counted once: it is added on both sides, so n + 2p.",
+    ),
+    (
+        lambda n, k, s, p, d: span_out(n, k, 1, p, d),
+        "stride ignored: with stride s only every s-th window position is used.",
+    ),
+    (
+        lambda n, k, s, p, d: (n + 2 * p - d * (k - 1) - 1) // s,
+        "off by one: the first window is at position 0, so add 1 to the number of strides: "
+        "(n + 2p - d(k - 1) - 1) // s + 1.",
+    ),
+    (
+        lambda n, k, s, p, d: (n + 2 * p - d * (k - 1)) // s + 1,
+        "off by one: the kernel spans d(k - 1) + 1 pixels, so subtract 1: (n + 2p - d(k - 1) - 1) // s + 1.",
+    ),
+]
+
+
+def conv_reference(p: dict[str, Any]) -> np.ndarray:
+    """conv_lib.conv2d on a case's parameters."""
+    return cl.conv2d(
+        p["x"], p["weight"], p["bias"], stride=p["stride"], padding=p["padding"], dilation=p["dilation"]
+    )
+
+
+def conv_variants(c: Case) -> list[Diagnosis]:
+    """Mistakes of conv2d: kernel flipped or transposed; stride, padding, dilation, bias ignored."""
+    p = c.params
+    x, w, b, s, pad, d = p["x"], p["weight"], p["bias"], p["stride"], p["padding"], p["dilation"]
+    sh, sw = pair(s)
+    ph, pw = pair(pad)
+    dh, dw = pair(d)
+    kh, kw = w.shape[-2:]
+    n, c_out = x.shape[0], w.shape[0]
+
+    def conv(**over: Any) -> Callable[[], np.ndarray]:
+        return lambda: conv_reference(p | over)
+
+    ceil_shape = (
+        n,
+        c_out,
+        span_out(x.shape[2], kh, sh, ph, dh, True),
+        span_out(x.shape[3], kw, sw, pw, dw, True),
+    )
+    return [
+        Diagnosis(
+            "kernel flipped",
+            "conv2d in deep learning (torch, conv_lib) is cross-correlation: do not flip the weights.",
+            conv(weight=w[..., ::-1, ::-1]),
+        ),
+        Diagnosis(
+            "stride ignored",
+            "move the window by the stride: output (i, j) reads rows i*sH ... and columns "
+            "j*sW ... of the padded input.",
+            conv(stride=1) if (sh, sw) != (1, 1) else None,
+        ),
+        Diagnosis(
+            "stride (sH, sW) swapped",
+            "stride=(sH, sW): sH along H (rows), sW along W (columns).",
+            conv(stride=(sw, sh)) if sh != sw else None,
+        ),
+        Diagnosis(
+            "padding ignored",
+            "pad the input with zeros (padding rows top and bottom, columns left and right) before sliding.",
+            conv(padding=0) if (ph, pw) != (0, 0) else None,
+        ),
+        Diagnosis(
+            "padding (pH, pW) swapped",
+            "padding=(pH, pW): pH rows, pW columns.",
+            conv(padding=(pw, ph)) if ph != pw else None,
+        ),
+        Diagnosis(
+            "dilation ignored",
+            "with dilation d the kernel taps are d pixels apart: rows i*sH + m*dH for m in range(kH).",
+            conv(dilation=1) if (dh, dw) != (1, 1) else None,
+        ),
+        Diagnosis(
+            "dilation (dH, dW) swapped",
+            "dilation=(dH, dW): dH between rows, dW between columns.",
+            conv(dilation=(dw, dh)) if dh != dw else None,
+        ),
+        Diagnosis(
+            "bias ignored",
+            "add bias[c_out] to every pixel of output channel c_out.",
+            conv(bias=None) if b is not None else None,
+        ),
+        Diagnosis(
+            "kernel transposed",
+            "weight is (C_out, C_in, kH, kW): kH rows, kW columns; you swapped them.",
+            conv(weight=w.swapaxes(-1, -2)),
+        ),
+        Diagnosis(
+            "input channels not summed",
+            "each output channel sums over ALL input channels: "
+            "out[n, co] = sum over ci of correlate(x[n, ci], weight[co, ci]).",
+            conv(x=x[:, :1], weight=w[:, :1]) if x.shape[1] > 1 else None,
+        ),
+        Diagnosis(
+            "output size rounded up",
+            "the output size uses floor: (n + 2p - d(k - 1) - 1) // s + 1; a window "
+            "sticking out past the padded border is dropped.",
+            shape=ceil_shape if ceil_shape[2:] != conv_reference(p).shape[2:] else None,
+        ),
+    ]
+
+
+def diagnose_conv_bug(student_fn: Callable[..., Any], case: Case, kind: str = "conv2d") -> Diagnosis | None:
+    """Run ``student_fn`` on ``case`` and name the known mistake it makes.
+
+    ``kind`` is "conv2d" (case params x, weight, bias, stride, padding, dilation),
+    "correlate2d" or "convolve2d" (params image, kernel, mode). The likely-wrong variants
+    are recomputed with conv_lib. Returns the first :class:`Diagnosis` whose output
+    equals the student's, or None (a correct result, or an unrecognised mistake).
+    """
+    got = np.asarray(case.call(student_fn, getattr(student_fn, "__name__", "function")))
+    p = case.params
+    if kind == "conv2d":
+        expected = conv_reference(p)
+        variants = conv_variants(case)
+    else:
+        expected = getattr(cl, kind)(p["image"], p["kernel"], p["mode"])
+        variants = signal_variants(kind, case)
+    rtol, atol = tolerances(np.asarray(expected))
+    if got.shape == expected.shape and np.allclose(got, expected, rtol=rtol, atol=atol):
+        return None
+    return next((d for d in variants if d.matches(got, rtol, atol)), None)
+
+
+def pool_variants(kind: str, c: Case) -> list[Diagnosis]:
+    """Mistakes of max / avg pooling (``kind``)."""
+    x, ks, st = c.params["x"], c.params["kernel_size"], c.params["stride"]
+    kh, kw = pair(ks)
+    fn = cl.max_pool2d if kind == "max" else cl.avg_pool2d
+    other = cl.avg_pool2d if kind == "max" else cl.max_pool2d
+    eff = (kh, kw) if st is None else pair(st)
+    return [
+        Diagnosis(
+            "stride=None treated as 1",
+            "stride=None means stride = kernel_size (non-overlapping windows), as in torch.",
+            (lambda: fn(x, ks, 1)) if st is None and (kh, kw) != (1, 1) else None,
+        ),
+        Diagnosis(
+            "stride ignored",
+            "move the window by the stride, not by the kernel size.",
+            (lambda: fn(x, ks, None)) if st is not None and eff != (kh, kw) else None,
+        ),
+        Diagnosis(
+            "max and average confused",
+            f"this is {kind} pooling: take the {'maximum' if kind == 'max' else 'mean'} of each window.",
+            lambda: other(x, ks, st),
+        ),
+        Diagnosis(
+            "kernel (kH, kW) swapped",
+            "kernel_size=(kH, kW): kH rows, kW columns.",
+            (lambda: fn(x, (kw, kh), st)) if kh != kw else None,
+        ),
+        Diagnosis(
+            "stride (sH, sW) swapped",
+            "stride=(sH, sW): sH along rows, sW along columns.",
+            (lambda: fn(x, ks, (eff[1], eff[0]))) if eff[0] != eff[1] else None,
+        ),
+        Diagnosis(
+            "sum instead of mean",
+            "average pooling divides each window's sum by kH * kW.",
+            (lambda: cl.avg_pool2d(x, ks, st) * (kh * kw)) if kind == "avg" else None,
+        ),
+        Diagnosis(
+            "output size rounded up",
+            "the number of windows is (n - k) // s + 1 (floor): a window "
+            "sticking out of the input is dropped.",
+            shape=x.shape[:2]
+            + (span_out(x.shape[2], kh, eff[0], 0, 1, True), span_out(x.shape[3], kw, eff[1], 0, 1, True)),
+        ),
+    ]
+
+
+def backward_variants(part: str, c: Case) -> list[Diagnosis]:
+    """Mistakes of one part ("dx", "dw", "db") of conv2d_backward."""
+    p = c.params
+    g, x, w = p["grad_out"], p["x"], p["weight"]
+    kw_args = {"stride": p["stride"], "padding": p["padding"], "dilation": p["dilation"]}
+    ph, pw = pair(p["padding"])
+
+    def ref(gg: np.ndarray = g, xx: np.ndarray = x, ww: np.ndarray = w) -> tuple[np.ndarray, ...]:
+        return cl.conv2d_backward(gg, xx, ww, **kw_args)
+
+    if part == "db":
+        return [
+            Diagnosis(
+                "summed over the batch only",
+                "the bias touches every output pixel: "
+                "grad_bias = grad_out.sum(axis=(0, 2, 3)), shape (C_out,).",
+                shape=g.shape[1:],
+            ),
+            Diagnosis(
+                "mean instead of sum",
+                "add up the gradient of every pixel and every sample (sum, not mean).",
+                lambda: g.mean(axis=(0, 2, 3)),
+            ),
+            Diagnosis(
+                "batch not summed",
+                "sum over the batch axis too: grad_out.sum(axis=(0, 2, 3)).",
+                lambda: g[0].sum(axis=(1, 2)) if g.shape[0] > 1 else None,
+            ),
+        ]
+    if part == "dw":
+        n = x.shape[0]
+        return [
+            Diagnosis(
+                "weight gradient flipped",
+                "dW[co, ci, m, n] = sum over batch and positions of "
+                "grad_out[b, co, i, j] * x_pad[b, ci, i*sH + m*dH, j*sW + n*dW]; it is not flipped.",
+                lambda: ref()[1][..., ::-1, ::-1],
+            ),
+            Diagnosis(
+                "batch not summed",
+                "every sample of the batch contributes to dW: sum over the batch.",
+                (lambda: ref(g[:1], x[:1])[1]) if n > 1 else None,
+            ),
+            Diagnosis(
+                "batch averaged",
+                "sum over the batch (the loss's own averaging is already in grad_out).",
+                (lambda: ref()[1] / n) if n > 1 else None,
+            ),
+        ]
+    return [
+        Diagnosis(
+            "kernel not flipped in dx",
+            "the input gradient is a FULL convolution of grad_out with the "
+            "kernel, i.e. a correlation with the flipped kernel: scatter-add grad_out[b, co, i, j] * "
+            "W[co] into each window (or flip W if you use a correlation).",
+            lambda: ref(ww=w[..., ::-1, ::-1])[0],
+        ),
+        Diagnosis(
+            "padding not cropped",
+            "dx must have x's shape: compute the gradient of the padded input, then "
+            "keep dx_pad[..., pH:pH + H, pW:pW + W].",
+            shape=x.shape[:2] + (x.shape[2] + 2 * ph, x.shape[3] + 2 * pw) if ph or pw else None,
+        ),
+        Diagnosis(
+            "batch mixed",
+            "each sample's gradient depends only on its own grad_out: do not sum over the batch for dx.",
+            (lambda: np.broadcast_to(ref()[0].sum(axis=0), x.shape)) if x.shape[0] > 1 else None,
+        ),
+    ]
+
+
+def _wrong_max_pool_backward(g: np.ndarray, x: np.ndarray, ks: Any, st: Any, mode: str) -> np.ndarray:
+    """WRONG on purpose (to recognise mistakes): max-pool backward with a known bug.
+
+    mode "all_ties": every maximum of a window gets the gradient; "last_tie": the last
+    maximum; "overwrite": overlapping windows overwrite instead of accumulating.
+    """
+    kh, kw = pair(ks)
+    sh, sw = (kh, kw) if st is None else pair(st)
+    dx = np.zeros(x.shape, dtype=np.float64)
+    for b in range(g.shape[0]):
+        for ch in range(g.shape[1]):
+            for i in range(g.shape[2]):
+                for j in range(g.shape[3]):
+                    win = x[b, ch, i * sh : i * sh + kh, j * sw : j * sw + kw]
+                    target = dx[b, ch, i * sh : i * sh + kh, j * sw : j * sw + kw]
+                    if mode == "all_ties":
+                        target += (win == win.max()) * g[b, ch, i, j]
+                        continue
+                    flat = win.ravel()
+                    k = (
+                        len(flat) - 1 - int(np.argmax(flat[::-1]))
+                        if mode == "last_tie"
+                        else int(np.argmax(flat))
+                    )
+                    m, n = divmod(k, kw)
+                    if mode == "overwrite":
+                        target[m, n] = g[b, ch, i, j]
+                    else:
+                        target[m, n] += g[b, ch, i, j]
+    return dx
+
+
+def _wrong_avg_pool_backward(g: np.ndarray, shape: tuple[int, ...], ks: Any, st: Any) -> np.ndarray:
+    """WRONG on purpose: average-pool backward where overlapping windows overwrite."""
+    kh, kw = pair(ks)
+    sh, sw = (kh, kw) if st is None else pair(st)
+    dx = np.zeros(shape, dtype=np.float64)
+    for i in range(g.shape[2]):
+        for j in range(g.shape[3]):
+            dx[:, :, i * sh : i * sh + kh, j * sw : j * sw + kw] = g[:, :, i : i + 1, j : j + 1] / (kh * kw)
+    return dx
+
+
+def max_pool_backward_variants(c: Case) -> list[Diagnosis]:
+    p = c.params
+    args = (p["grad_out"], p["x"], p["kernel_size"], p["stride"])
+    return [
+        Diagnosis(
+            "ties: every maximum got the gradient",
+            "when several values tie for the maximum, only the "
+            "FIRST one (row-major order, what np.argmax returns) receives the gradient.",
+            lambda: _wrong_max_pool_backward(*args, "all_ties"),
+        ),
+        Diagnosis(
+            "ties: last maximum got the gradient",
+            "use the FIRST maximum (np.argmax), not the last.",
+            lambda: _wrong_max_pool_backward(*args, "last_tie"),
+        ),
+        Diagnosis(
+            "overlapping windows overwrite",
+            "windows overlap when stride < kernel: ADD (+=) each window's gradient, do not assign (=).",
+            lambda: _wrong_max_pool_backward(*args, "overwrite"),
+        ),
+    ]
+
+
+def avg_pool_backward_variants(c: Case) -> list[Diagnosis]:
+    p = c.params
+    kh, kw = pair(p["kernel_size"])
+    ref = cl.avg_pool2d_backward(p["grad_out"], p["x_shape"], p["kernel_size"], p["stride"])
+    return [
+        Diagnosis(
+            "not divided by the window size",
+            "each input of a window gets grad / (kH * kW).",
+            lambda: ref * (kh * kw),
+        ),
+        Diagnosis(
+            "overlapping windows overwrite",
+            "windows overlap when stride < kernel: ADD (+=) each window's share.",
+            lambda: _wrong_avg_pool_backward(p["grad_out"], p["x_shape"], p["kernel_size"], p["stride"]),
+        ),
+    ]
+
+
+def numeric_gradient_variants(forward: np.ndarray, central: np.ndarray) -> list[Diagnosis]:
+    """Mistakes of numeric_gradient, given the one-sided (``forward``) and right (``central``) answers."""
+    return [
+        Diagnosis(
+            "one-sided difference",
+            "use the central difference (f(x + eps) - f(x - eps)) / (2 eps): "
+            "its error is O(eps**2) instead of O(eps).",
+            forward,
+        ),
+        Diagnosis(
+            "divided by eps instead of 2 eps",
+            "the two probes are 2 eps apart: divide by 2 * eps.",
+            2 * central,
+        ),
+    ]
+
+
+def edge_variants(img: np.ndarray) -> list[Diagnosis]:
+    """Mistakes of edge_magnitude on ``img``."""
+    gx = cl.correlate2d(img, cl.get_kernel("sobel_x"), "same")
+    gy = cl.correlate2d(img, cl.get_kernel("sobel_y"), "same")
+    both = "combine both directions: sqrt(gx**2 + gy**2)."
+    return [
+        Diagnosis("one direction only", both, np.abs(gx)),
+        Diagnosis("one direction only", both, np.abs(gy)),
+        Diagnosis("no square root", "the magnitude is the square root of gx**2 + gy**2.", gx**2 + gy**2),
+        Diagnosis(
+            "|gx| + |gy|", "the magnitude is sqrt(gx**2 + gy**2), not |gx| + |gy|.", np.abs(gx) + np.abs(gy)
+        ),
+        Diagnosis(
+            "'valid' instead of 'same'",
+            "keep the image's size: pad by 1 (padding=1, or mode 'same').",
+            shape=(img.shape[0] - 2, img.shape[1] - 2),
+        ),
+    ]
+
+
+def softmax_gradient_variants(ref_d: np.ndarray, y: np.ndarray) -> list[Diagnosis]:
+    """Mistakes of the gradient of softmax_cross_entropy (``ref_d`` the right one)."""
+    n = ref_d.shape[0]
+    probs = ref_d * n
+    probs[np.arange(n), y] += 1.0
+    return [
+        Diagnosis(
+            "not divided by the batch size",
+            "the loss is a mean over N samples: divide the gradient by N.",
+            ref_d * n,
+        ),
+        Diagnosis("forgot the -1 at the label", "d loss / d logits = (softmax - one_hot(y)) / N.", probs / n),
+    ]
