@@ -93,7 +93,7 @@ def test_export_quotes_every_field(tmp_path, monkeypatch):
             gb.add_submission("a1", "s1")
             out = tmp_path / "grades.csv"
             _nbgrader_csv(gb, out)
-    text = out.read_text(encoding="utf-8")
+    text = out.read_bytes().decode("utf-8")  # as written: rows end in \r\n
     rows = list(csv.reader(text.splitlines(keepends=True)))
     assert len(rows) == 3 and all(len(r) == 11 for r in rows)
     by_id = {r[3]: r for r in rows[1:]}
