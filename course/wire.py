@@ -83,7 +83,7 @@ def encode(
             raise Unsupported(f"an array of dtype {a.dtype}")
         if a.dtype.byteorder == ">":
             a = a.astype(a.dtype.newbyteorder("<"))
-        a = np.ascontiguousarray(a)
+        a = a if a.flags.c_contiguous else a.copy(order="C")  # (ascontiguousarray makes 0-d 1-d)
         buffers.append(a.tobytes())
         return {
             "t": "nd" if t is np.ndarray else "np",
@@ -131,14 +131,17 @@ def decode(
     buffers: list[bytes],
     deref: Callable[[dict], Any] | None = None,
     depth: int = 0,
+    _used: set[int] | None = None,
 ) -> Any:
     """The value :func:`encode` wrote. Arrays are fresh, writable copies.
 
     ``deref`` turns trees of other types (handles, callbacks) into values; without it they
-    are refused.
+    are refused. Each buffer may be used once (as :func:`encode` writes them): a tree that
+    names one buffer many times would make the reader copy it that many times.
     """
     if depth > MAX_DEPTH or not isinstance(tree, dict):
         raise Unsupported("a malformed value")
+    used: set[int] = set() if _used is None else _used
     t = tree.get("t")
     if t in ("nd", "np"):
         dtype = np.dtype(str(tree["d"]))
@@ -147,7 +150,7 @@ def decode(
         shape = tuple(int(n) for n in tree["s"])
         if len(shape) > 32 or any(n < 0 for n in shape):
             raise Unsupported("a malformed array shape")
-        data = buffers[int(tree["b"])]
+        data = buffers[_take(int(tree["b"]), used)]
         if len(data) != math.prod(shape) * dtype.itemsize:
             raise Unsupported("an array whose bytes do not match its shape")
         a = np.frombuffer(data, dtype=dtype).reshape(shape).copy()
@@ -173,13 +176,13 @@ def decode(
     if t == "str":
         return clean_text(str(tree["v"]))
     if t == "bytes":
-        return bytes(buffers[int(tree["b"])])
+        return bytes(buffers[_take(int(tree["b"]), used)])
     if t in ("tuple", "list"):
-        items = [decode(v, buffers, deref, depth + 1) for v in list(tree["v"])[:MAX_ITEMS]]
+        items = [decode(v, buffers, deref, depth + 1, used) for v in list(tree["v"])[:MAX_ITEMS]]
         return tuple(items) if t == "tuple" else items
     if t == "dict":
-        keys = [decode(k, buffers, deref, depth + 1) for k in list(tree["k"])[:MAX_ITEMS]]
-        vals = [decode(v, buffers, deref, depth + 1) for v in list(tree["v"])[:MAX_ITEMS]]
+        keys = [decode(k, buffers, deref, depth + 1, used) for k in list(tree["k"])[:MAX_ITEMS]]
+        vals = [decode(v, buffers, deref, depth + 1, used) for v in list(tree["v"])[:MAX_ITEMS]]
         out = {}
         for k, v in zip(keys, vals, strict=False):
             try:
@@ -190,6 +193,14 @@ def decode(
     if deref is not None:
         return deref(tree)
     raise Unsupported(f"an unknown value type {str(t)[:40]!r}")
+
+
+def _take(index: int, used: set[int]) -> int:
+    """``index`` of a buffer not used before in this message (else :class:`Unsupported`)."""
+    if index in used:
+        raise Unsupported(f"a value that uses buffer {index} twice")
+    used.add(index)
+    return index
 
 
 # ------------------------------------------------------------------------------ frames

@@ -263,3 +263,28 @@ def test_wire_reader_refuses_malformed_frames(frame, tmp_path):
         pass
     finally:
         os.close(r)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        np.float64(3.5), np.float32(-1.25), np.int8(-3), np.bool_(True), np.array(5), np.array([]),
+        np.arange(6.0).reshape(2, 3).T, np.arange(3, dtype=">i4"), np.array(["ab", "c"]),
+        np.array([1 + 2j], dtype=np.complex64), 2**100, -0.0, float("nan"), 1e308, "\ud800x",
+        b"\x00\xff", None, True, (1, [2.0, {"k": (None,)}]), {1: "a", "b": np.zeros((0, 3))},
+    ],
+)  # fmt: skip
+def test_wire_round_trip_is_exact(value):
+    bufs: list[bytes] = []
+    got = wire.decode(wire.encode(value, bufs), bufs)
+    if isinstance(value, str):
+        assert got == "?x" or got == "\ufffdx" or got == value.encode("utf-8", "replace").decode()
+        return
+    assert type(got) is type(value)
+    if isinstance(value, (np.ndarray, np.generic)):
+        assert got.shape == np.shape(value) and got.dtype == np.asarray(value).dtype.newbyteorder("=")
+        np.testing.assert_array_equal(got, value)
+    elif isinstance(value, float) and value != value:
+        assert got != got
+    else:
+        assert repr(got) == repr(value)
