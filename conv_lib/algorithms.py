@@ -35,6 +35,7 @@ Shapes follow torch: ``x: (N, C_in, H, W)``, ``weight: (C_out, C_in/groups, kH, 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -76,6 +77,7 @@ def _next_fast_len(n: int) -> int:
 
 
 __all__ = [
+    "LAYER_METHODS",
     "METHODS",
     "choose_method",
     "col2im",
@@ -85,6 +87,9 @@ __all__ = [
 ]
 
 METHODS: tuple[str, ...] = ("direct", "im2col", "fft")
+# Methods of the NCHW layers (conv2d, conv2d_backward): the three above, which compute
+# any layer, and Winograd's minimal filtering for 3x3 stride-1 layers (conv_lib.winograd).
+LAYER_METHODS: tuple[str, ...] = METHODS + ("winograd",)
 
 _DEFAULT_BUDGET = 256 * 2**20
 _memory_budget = _DEFAULT_BUDGET
@@ -187,6 +192,61 @@ def _run_parallel(
         fut.result()
 
 
+_blas_controller: Any = None
+
+
+def _single_threaded_blas() -> contextlib.AbstractContextManager:
+    """Context in which BLAS calls run on the calling thread only (threadpoolctl).
+
+    OpenBLAS splits every GEMM statically over its threads and waits for all of them:
+    on a loaded machine one thread that loses its core stalls every call. Running
+    chunks on conv_lib's own threads (:func:`run_chunks`), each with single-threaded
+    BLAS, hands the work out dynamically and also runs the copies in parallel."""
+    global _blas_controller
+    if _blas_controller is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            _blas_controller = ThreadpoolController().select(user_api="blas")
+        except Exception:  # pragma: no cover - threadpoolctl missing or broken
+            _blas_controller = False
+    if not _blas_controller:
+        return contextlib.nullcontext()
+    return _blas_controller.limit(limits=1)
+
+
+def run_chunks(fn: Callable[[int, int], Any], count: int) -> list[Any]:
+    """``[fn(k0, k1), ...]`` over contiguous parts of ``range(count)`` (chunks of work),
+    on conv_lib's threads with single-threaded BLAS; one part in the caller's thread
+    (BLAS keeps its own threads) when there is a single chunk or a single core."""
+    if count <= 1 or _workers() <= 1:
+        return [fn(0, count)]
+    results: dict[int, Any] = {}
+
+    def part(k0: int, k1: int) -> None:
+        results[k0] = fn(k0, k1)
+
+    with _single_threaded_blas():
+        _run_parallel(part, count, min_per_worker=1, tasks_per_worker=2)
+    return [results[k] for k in sorted(results)]
+
+
+class Workspace:
+    """Work arrays of one task, reused by its chunks (each array is allocated, and its
+    memory touched, once per task rather than once per chunk). Contents are undefined."""
+
+    def __init__(self, dtype: Any):
+        self.dtype = np.dtype(dtype)
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        size = math.prod(shape)
+        buf = self._arrays.get(name)
+        if buf is None or buf.size < size:
+            buf = self._arrays[name] = np.empty(size, dtype=self.dtype)
+        return buf[:size].reshape(shape)
+
+
 # ----------------------------------------------------------------------------------
 # choosing a method
 # ----------------------------------------------------------------------------------
@@ -198,6 +258,33 @@ _NS_PER_FFT_POINT_LOG = 0.45  # NCHW "fft": one rfft2/irfft2 point, per log2(siz
 _NS_PER_GEMM_MAC = 0.02  # im2col GEMM, per multiply-add (float64; float32 is ~2x faster)
 _NS_PER_COL_COPY = 0.3  # im2col, per element copied into the column matrix
 _NS_PER_SPECTRAL_MAC = 1.5  # numpy complex multiply-add per frequency (channel mixing)
+
+
+# Winograd F(4x4, 3x3) (conv_lib.winograd): its batched GEMMs multiply (C_out, C_in)
+# by (C_in, tiles of one chunk), slower per multiply-add than im2col's long GEMMs when
+# a chunk holds few tiles (efficiency ~ p / (p + 32) for p tiles); the transforms are
+# GEMMs with 36x36 and 16x36 matrices; gathers and scatters are strided copies.
+_NS_PER_TILE_COPY = 0.3  # per element of the gathered input tiles and of the output tiles
+_NS_WINOGRAD_CALL = 150e3  # fixed cost of a call (threads, weight transform, buffers)
+_NS_IM2COL_CALL = 30e3
+
+
+def _winograd_cost(n: int, c: int, c_out: int, c_per_group: int, ho: int, wo: int, gemm_ns: float) -> float:
+    """Modelled nanoseconds of ``method="winograd"`` (tile 4x4, as conv_lib.winograd)."""
+    th, tw = -(-ho // 4), -(-wo // 4)
+    per_image = th * (tw + 1)  # tiles, with one garbage tile per tile row
+    per_tile = 36 * (2 * c + c_out) + 16 * c_out  # elements of a tile's buffers
+    limit = _FLAT_CHUNK_ELEMENTS // _workers()
+    if per_tile * per_image <= limit:
+        p = per_image * max(1, min(n, limit // (per_tile * per_image)))
+    else:
+        p = max(tw + 1, (limit // per_tile) // (tw + 1) * (tw + 1))
+    efficiency = p / (p + 32)
+    macs = 36 * c_out * c_per_group / efficiency + 36 * 36 * c + 16 * 36 * c_out
+    copies = 36 * c + 16 * c_out
+    frame = n * (c * (4 * th + 3) * 4 * (tw + 1) + c_out * ho * wo)  # padded input, output
+    tiles = n * per_image * (macs * gemm_ns + copies * _NS_PER_TILE_COPY)
+    return tiles + frame * _NS_PER_TILE_COPY + _NS_WINOGRAD_CALL
 
 
 def _fft2d_whole(ho: int, wo: int, band: int) -> bool:
@@ -282,9 +369,14 @@ def choose_method(
         return "fft" if fft_cost < direct_cost else "direct"
     n, c = x_shape[:2]
     c_out, c_per_group = weight_shape[:2]
+    single = dtype is not None and np.dtype(dtype) == np.float32
+    gemm_ns = _NS_PER_GEMM_MAC * (0.5 if single else 1.0)
+    gemm_cost = (gemm_ns * c_out * c_per_group + _NS_PER_COL_COPY * c) * n * taps * ho * (wo + kw - 1)
+    if (sh, sw, dh, dw) == (1, 1, 1, 1) and (kh, kw) == (3, 3) and not exact:
+        wino_cost = _winograd_cost(n, c, c_out, c_per_group, ho, wo, gemm_ns)
+        return "winograd" if wino_cost < gemm_cost + _NS_IM2COL_CALL else "im2col"
     if (sh, sw, dh, dw) != (1, 1, 1, 1) or taps <= 9:
         return "im2col"
-    gemm_cost = (_NS_PER_GEMM_MAC * c_out * c_per_group + _NS_PER_COL_COPY * c) * n * taps * ho * wo
     fft_cost = (n * c + n * c_out + c_out * c_per_group) * fft_unit + _NS_PER_SPECTRAL_MAC * n * c_out * (
         c_per_group * fft_points / 2
     )
@@ -293,6 +385,15 @@ def choose_method(
 
 def _resolve_method(method: Any, x_shape, weight_shape, stride, dilation, dtype=None) -> str:
     check_choice("method", method, ("auto",) + METHODS)
+    if method == "auto":
+        return choose_method(x_shape, weight_shape, stride, dilation, dtype)
+    return method
+
+
+def resolve_layer_method(method: Any, x_shape, weight_shape, stride, dilation, dtype=None) -> str:
+    """``method`` of an NCHW layer checked against :data:`LAYER_METHODS`; ``"auto"``
+    resolved by :func:`choose_method`."""
+    check_choice("method", method, ("auto",) + LAYER_METHODS)
     if method == "auto":
         return choose_method(x_shape, weight_shape, stride, dilation, dtype)
     return method

@@ -25,17 +25,18 @@ import numpy as np
 from conv_lib.algorithms import (
     Pads,
     _out_len,
-    _resolve_method,
     corr_nchw,
+    get_memory_budget,
     grad_input,
     grad_weight,
+    resolve_layer_method,
 )
 from conv_lib.validation import as_array, as_pair, check_choice, check_groups
+from conv_lib.winograd import check_winograd, corr_winograd, grad_input_winograd, grad_weight_winograd
 
 __all__ = ["conv2d", "conv2d_backward", "conv_transpose2d"]
 
 IntPair = int | tuple[int, int]
-
 
 
 def _check_bias(bias: Any, c_out: int) -> np.ndarray | None:
@@ -46,6 +47,7 @@ def _check_bias(bias: Any, c_out: int) -> np.ndarray | None:
     if bias.shape != (c_out,):
         raise ValueError(f"bias: got shape {bias.shape}; expected ({c_out},), one value per output channel")
     return bias
+
 
 def _padding_pairs(
     padding: Any, kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int]
@@ -127,8 +129,11 @@ def conv2d(
         Spacing between kernel taps, >= 1.
     groups : int
         Channels split into ``groups`` independent convolutions; must divide C_in and C_out.
-    method : {"auto", "direct", "im2col", "fft"}
-        Algorithm (:mod:`conv_lib.algorithms`).
+    method : {"auto", "direct", "im2col", "fft", "winograd"}
+        Algorithm (:mod:`conv_lib.algorithms`; ``"winograd"``, :mod:`conv_lib.winograd`,
+        for 3x3 kernels at stride 1 and dilation 1 only; its float32 results carry a
+        larger rounding error, up to :data:`conv_lib.winograd.FLOAT32_RTOL` of the
+        largest output).
 
     Returns
     -------
@@ -139,13 +144,20 @@ def conv2d(
     ValueError
         Wrong ndim, channel/group mismatch, bad bias shape, kernel larger than the padded
         input, non-positive stride/dilation, negative padding, "same" with stride > 1,
-        unknown method.
+        unknown method, "winograd" for a layer that is not 3x3 stride 1 dilation 1.
     """
     x, weight, bias, stride, pads, dilation, groups, _ = _check_conv(
         x, weight, bias, stride, padding, dilation, groups
     )
-    method = _resolve_method(method, x.shape, weight.shape, stride, dilation)
-    out = corr_nchw(x, weight, stride, dilation, groups, method, pads)
+    method = resolve_layer_method(method, x.shape, weight.shape, stride, dilation, x.dtype)
+    if method == "winograd":
+        check_winograd(weight.shape[2:], stride, dilation)
+        dtype = np.result_type(x, weight)
+        out = corr_winograd(
+            x.astype(dtype, copy=False), pads, weight.astype(dtype, copy=False), groups, get_memory_budget()
+        )
+    else:
+        out = corr_nchw(x, weight, stride, dilation, groups, method, pads)
     if bias is not None:
         out = out.astype(np.result_type(out, bias), copy=False)
         out += bias[:, None, None]
@@ -173,11 +185,15 @@ def conv2d_backward(
     weight : array_like, shape (C_out, C_in/groups, kH, kW)
     stride, padding, dilation, groups
         As given to :func:`conv2d`.
-    method : {"auto", "direct", "im2col", "fft"}
-        ``"fft"`` and ``"auto"`` use ``"im2col"`` (chunked GEMMs) for the backward pass:
-        ``grad_w`` is one GEMM per chunk of columns; ``grad_x`` is, for stride 1, the
-        forward GEMM applied to ``grad_out`` (a "full" correlation with the flipped
-        kernel), for larger strides ``W^T @ grad_out`` scattered back (col2im).
+    method : {"auto", "direct", "im2col", "fft", "winograd"}
+        ``"fft"`` uses ``"im2col"`` (chunked GEMMs) for the backward pass: ``grad_w`` is
+        one GEMM per chunk of columns; ``grad_x`` is, for stride 1, the forward GEMM
+        applied to ``grad_out`` (a "full" correlation with the flipped kernel), for
+        larger strides ``W^T @ grad_out`` scattered back (col2im). ``"winograd"`` (3x3,
+        stride 1, dilation 1): ``grad_x`` is that "full" correlation by Winograd, and
+        ``grad_w`` the adjoint of Winograd's transforms. ``"auto"`` uses ``"winograd"``
+        where :func:`~conv_lib.choose_method` picks it for the forward pass, else
+        ``"im2col"``.
 
     Returns
     -------
@@ -197,10 +213,16 @@ def conv2d_backward(
         raise ValueError(
             f"grad_out: got shape {grad_out.shape}; expected {expected}, the shape of conv2d's output"
         )
-    check_choice("method", method, ("auto", "direct", "im2col", "fft"))
-    method = "direct" if method == "direct" else "im2col"
     dtype = np.result_type(grad_out, x, weight)
+    method = resolve_layer_method(method, x.shape, weight.shape, stride, dilation, dtype)
     grad_out, x, weight = (a.astype(dtype, copy=False) for a in (grad_out, x, weight))
+    if method == "winograd":
+        check_winograd(weight.shape[2:], stride, dilation)
+        budget = get_memory_budget()
+        grad_x = grad_input_winograd(grad_out, weight, pads, groups, budget)
+        grad_w = grad_weight_winograd(grad_out, x, pads, weight.shape, groups, budget)
+        return grad_x, grad_w, grad_out.sum(axis=(0, 2, 3))
+    method = "direct" if method == "direct" else "im2col"
     grad_x = grad_input(grad_out, weight, x.shape[2:], pads, stride, dilation, groups, method)
     grad_w = grad_weight(grad_out, x, pads, weight.shape, stride, dilation, groups, method)
     grad_b = grad_out.sum(axis=(0, 2, 3))

@@ -239,6 +239,7 @@ def test_memory_budget_chunk_sizes_agree(restore_budget):
 
 
 def test_choose_method_nchw():
-    assert choose_method((8, 64, 56, 56), (64, 64, 3, 3)) == "im2col"
+    assert choose_method((8, 64, 56, 56), (64, 64, 3, 3), dtype=np.float32) == "winograd"
+    assert choose_method((8, 64, 56, 56), (64, 64, 3, 3), dtype=np.int64) == "im2col"  # exact
     assert choose_method((1, 3, 224, 224), (64, 3, 7, 7), stride=2) == "im2col"
     assert choose_method((1, 1, 512, 512), (1, 1, 31, 31)) == "fft"

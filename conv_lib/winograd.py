@@ -1,0 +1,426 @@
+"""Winograd's minimal filtering for stride-1 3x3 layers (Lavin & Gray, 2016).
+
+``F(m x m, 3x3)`` computes an ``m x m`` tile of outputs from an ``n x n`` tile of input
+(``n = m + 2``) with ``n*n`` multiplications instead of ``9*m*m``::
+
+    Y = A^T [ (G g G^T) * (B^T d B) ] A        (* is the element-wise product)
+
+``g`` is the 3x3 kernel, ``d`` the input tile; ``A^T (m, n)``, ``G (n, 3)`` and
+``B^T (n, n)`` are small constant matrices (:func:`winograd_matrices`). For a layer the
+element-wise product sums over input channels, so for each of the ``n*n`` positions
+``(xi, nu)`` of the transformed tile it is one matrix product::
+
+    M[xi, nu] (C_out, tiles) = U[xi, nu] (C_out, C_in) @ V[xi, nu] (C_in, tiles)
+
+This module does exactly that, with NumPy's ``matmul`` (BLAS) for everything:
+
+1. the kernel transform ``U = G g G^T`` once per call (``kron(G, G) @ g``);
+2. per chunk of tiles, the input tiles gathered into ``D (n*n, C_in, tiles)`` and
+   transformed by one GEMM with ``kron(B^T, B^T)`` (``n*n x n*n``);
+3. ``n*n`` GEMMs ``U @ V`` (batched ``matmul``; per group for grouped layers);
+4. the output transform, one GEMM with ``kron(A^T, A^T)``, and the tiles written out.
+
+Chunks of tiles (whole images, or bands of tile rows of one image) keep the
+transformed tiles within the memory budget (:func:`conv_lib.set_memory_budget`) and,
+like im2col's columns, near a few MiB so that they stay in the CPU cache.
+
+The backward pass uses the same pieces: the input gradient of a stride-1 layer is a
+"full" correlation of ``grad_out`` with the flipped kernel (itself a 3x3 stride-1
+correlation, so Winograd again), and the weight gradient is the adjoint of steps 1-4,
+``grad_w = G^T [ sum_tiles (A dY A^T) * (B^T d B) ] G``, one GEMM per position summed
+over tiles.
+
+Rounding: the transforms multiply and add numbers of different sizes (``B^T`` of
+``F(4x4, 3x3)`` has entries up to 5, ``G`` down to 1/24, ``A^T`` up to 8), so the result
+carries a larger rounding error than the direct sum: see :data:`FLOAT32_RTOL` and
+:func:`winograd_error`.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+
+from conv_lib.algorithms import Workspace, _workers, run_chunks
+from conv_lib.validation import check_choice
+
+__all__ = [
+    "FLOAT32_RTOL",
+    "TILE",
+    "WINOGRAD_TILES",
+    "check_winograd",
+    "winograd_1d",
+    "winograd_error",
+    "winograd_matrices",
+]
+
+# Output tile sizes m implemented, F(m x m, 3x3).
+WINOGRAD_TILES: tuple[int, ...] = (2, 4)
+# The tile used by method="winograd": F(4x4, 3x3) (36 multiplications for 16 outputs,
+# 4x fewer than direct), whose float32 error stays within FLOAT32_RTOL (measured in
+# tests/test_winograd.py and in the efficient-convolution chapter).
+TILE = 4
+# Tolerance stated for float32 results of method="winograd": the largest error,
+# relative to the largest |output| of the layer. F(4x4, 3x3) typically reaches 1e-6 to
+# 1e-5 here (the direct sum ~1e-7), F(2x2, 3x3) stays ~1e-7; F(6x6, 3x3) would be ~1e-4.
+FLOAT32_RTOL = 1e-4
+
+# Elements of transformed tiles per chunk (all buffers of one chunk together): a few
+# MiB, which stay in the CPU cache (measured with bench/bench_conv.py).
+_CHUNK_ELEMENTS = 2**20
+
+# Lavin & Gray's matrices. F(2, 3): points 0, 1, -1 and infinity. F(4, 3): 0, 1, -1, 2,
+# -2 and infinity.
+_AT = {
+    2: [[1, 1, 1, 0], [0, 1, -1, -1]],
+    4: [
+        [1, 1, 1, 1, 1, 0],
+        [0, 1, -1, 2, -2, 0],
+        [0, 1, 1, 4, 4, 0],
+        [0, 1, -1, 8, -8, 1],
+    ],
+}
+_G = {
+    2: [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]],
+    4: [
+        [1 / 4, 0, 0],
+        [-1 / 6, -1 / 6, -1 / 6],
+        [-1 / 6, 1 / 6, -1 / 6],
+        [1 / 24, 1 / 12, 1 / 6],
+        [1 / 24, -1 / 12, 1 / 6],
+        [0, 0, 1],
+    ],
+}
+_BT = {
+    2: [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
+    4: [
+        [4, 0, -5, 0, 1, 0],
+        [0, -4, -4, 1, 1, 0],
+        [0, 4, -4, -1, 1, 0],
+        [0, -2, -1, 2, 1, 0],
+        [0, 2, -1, -2, 1, 0],
+        [0, 4, 0, -5, 0, 1],
+    ],
+}
+
+
+def _check_tile(m: Any) -> int:
+    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or int(m) not in WINOGRAD_TILES:
+        raise ValueError(f"m: got {m!r}; expected an output tile size in {WINOGRAD_TILES} (F(m x m, 3x3))")
+    return int(m)
+
+
+def winograd_matrices(m: int = TILE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The transforms of ``F(m, 3)``: ``A^T (m, n)``, ``G (n, 3)``, ``B^T (n, n)``, ``n = m + 2``.
+
+    One dimension: ``y = A^T [(G g) * (B^T d)]`` is the valid correlation of ``d`` (length
+    ``n``) with ``g`` (length 3), ``y[i] = sum_k d[i + k] g[k]``. Two dimensions nest it:
+    ``Y = A^T [(G g G^T) * (B^T d B)] A``.
+
+    Parameters
+    ----------
+    m : int
+        Output tile size, one of :data:`WINOGRAD_TILES`.
+
+    Returns
+    -------
+    AT, G, BT : ndarray (float64 copies)
+    """
+    m = _check_tile(m)
+    return np.array(_AT[m], dtype=float), np.array(_G[m], dtype=float), np.array(_BT[m], dtype=float)
+
+
+def winograd_1d(d: Any, g: Any, m: int = 2) -> np.ndarray:
+    """``F(m, 3)`` on one tile: ``A^T [(G g) * (B^T d)]``, ``m + 2`` multiplications.
+
+    Parameters
+    ----------
+    d : array_like, shape (m + 2,)
+        Input tile.
+    g : array_like, shape (3,)
+        Kernel.
+    m : int
+        Output tile size (2 or 4).
+
+    Returns
+    -------
+    y : ndarray, shape (m,)
+        ``y[i] = d[i] g[0] + d[i+1] g[1] + d[i+2] g[2]`` up to rounding.
+    """
+    at, gm, bt = winograd_matrices(m)
+    d = np.asarray(d, dtype=float)
+    g = np.asarray(g, dtype=float)
+    if d.shape != (m + 2,) or g.shape != (3,):
+        raise ValueError(
+            f"d, g: got shapes {d.shape} and {g.shape}; expected ({m + 2},) and (3,) for F({m}, 3)"
+        )
+    return at @ ((gm @ g) * (bt @ d))
+
+
+@functools.lru_cache(maxsize=16)
+def _kron(m: int, dtype_char: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``kron(A^T, A^T) (m*m, n*n)``, ``kron(G, G) (n*n, 9)``, ``kron(B^T, B^T) (n*n, n*n)``:
+    the 2-D transforms of flattened tiles (row-major) as single matrices."""
+    at, gm, bt = winograd_matrices(m)
+    dtype = np.dtype(dtype_char)
+    return (
+        np.kron(at, at).astype(dtype),
+        np.kron(gm, gm).astype(dtype),
+        np.kron(bt, bt).astype(dtype),
+    )
+
+
+def check_winograd(kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int]) -> None:
+    """Raise a ``ValueError`` naming the parameter unless the layer is 3x3, stride 1,
+    dilation 1 (the layers ``method="winograd"`` computes)."""
+    for name, value, expected in (
+        ("weight", tuple(kernel), (3, 3)),
+        ("stride", tuple(stride), (1, 1)),
+        ("dilation", tuple(dilation), (1, 1)),
+    ):
+        if value != expected:
+            what = f"kernel size {value}" if name == "weight" else f"{value}"
+            raise ValueError(
+                f"{name}: got {what} with method='winograd'; expected {expected} "
+                "(Winograd F(4x4, 3x3) computes stride-1, dilation-1 layers with 3x3 kernels; "
+                "use method='im2col' or 'auto' for others)"
+            )
+
+
+# ----------------------------------------------------------------------------------
+# tiles, on a flat layout
+# ----------------------------------------------------------------------------------
+# The padded input is split by rows into its m row phases (row m*Y + r goes to phase r,
+# row Y) and each phase is stored with rows of Wf = m*(tw + 1) values (tw tiles per row
+# plus one "garbage" tile). Element (a, b) of tile (ty, tx) is then in phase a % m at
+# flat index (ty + a // m)*Wf + m*tx + b = m*k + ((a // m)*Wf + b), k = ty*(tw + 1) + tx:
+# for every tile of an image it is ONE slice with step m, so gathering the tiles costs
+# n*n strided copies per (channel, image) instead of one per tile row. The garbage tile
+# of each row (tx = tw) is computed and dropped: 1/tw more work. The output uses the
+# same layout (phase i holds output rows m*ty + i) and is put in order at the end.
+class _TilePlan:
+    """Tiles of the output of ``x (H, W)`` zero-padded by ``pads`` (stride 1, 3x3)."""
+
+    def __init__(self, h: int, w: int, pads, m: int):
+        (pt, pb), (pl, pr) = pads
+        self.m, self.n = m, m + 2
+        self.ho, self.wo = h + pt + pb - 2, w + pl + pr - 2
+        self.th, self.tw = -(-self.ho // m), -(-self.wo // m)
+        self.stride = self.tw + 1  # tiles per row of the flat layout (one garbage tile)
+        self.wf = m * self.stride  # flat row length
+        # rows per phase: th + 1 read by real tiles, one more for the garbage overhang
+        self.rows = self.th + 2
+        self.pads = pads
+
+    def positions(self, t0: int, t1: int) -> int:
+        """Tiles (garbage included) of tile rows ``t0:t1`` of one image."""
+        return (t1 - t0) * self.stride
+
+
+def _padded(x: np.ndarray, plan: _TilePlan) -> np.ndarray:
+    """``x (N, C, H, W)`` zero-padded, split into row phases and flattened:
+    ``(N, C, m, rows*wf)`` (rows and columns beyond what the tiles read are dropped)."""
+    n, c, h, w = x.shape
+    m = plan.m
+    (pt, _), (pl, _) = plan.pads
+    out = np.zeros((n, c, m, plan.rows, plan.wf), dtype=x.dtype)
+    c0, c1 = max(0, -pl), min(w, plan.wf - pl)
+    for r in range(m):
+        # padded row m*q + r holds input row m*q + r - pt, for q in [q0, q1)
+        q0 = max(0, -(-(pt - r) // m))
+        q1 = min(plan.rows, -(-(h + pt - r) // m))
+        if q0 < q1 and c0 < c1:
+            src = x[:, :, m * q0 + r - pt : m * (q1 - 1) + r - pt + 1 : m, c0:c1]
+            out[:, :, r, q0:q1, c0 + pl : c1 + pl] = src
+    return out.reshape(n, c, m, plan.rows * plan.wf)
+
+
+def _chunks(n: int, plan: _TilePlan, elements_per_tile: int, itemsize: int, budget: int):
+    """``(n0, n1, t0, t1)``: images ``n0:n1`` and tile rows ``t0:t1`` whose buffers hold at
+    most ``min(budget, _CHUNK_ELEMENTS)`` worth of elements (at least one tile row)."""
+    limit = max(1, min(budget // itemsize, _CHUNK_ELEMENTS))
+    per_row = elements_per_tile * plan.stride
+    per_image = per_row * plan.th
+    if per_image <= limit:
+        step = max(1, limit // per_image)
+        for n0 in range(0, n, step):
+            yield n0, min(n, n0 + step), 0, plan.th
+        return
+    band = max(1, limit // per_row)
+    for n0 in range(n):
+        for t0 in range(0, plan.th, band):
+            yield n0, n0 + 1, t0, min(plan.th, t0 + band)
+
+
+def _gather_tiles(dst: np.ndarray, xf: np.ndarray, n0: int, n1: int, t0: int, t1: int, plan) -> None:
+    """``dst (n*n, C, nb, L)`` <- element ``(a, b)`` of the ``L`` tiles of tile rows
+    ``t0:t1`` (garbage tiles included) of images ``n0:n1`` of ``xf`` (:func:`_padded`)."""
+    m, nn = plan.m, plan.n
+    length = plan.positions(t0, t1)
+    for a in range(nn):
+        for b in range(nn):
+            off = (t0 + a // m) * plan.wf + b
+            dst[a * nn + b] = xf[n0:n1, :, a % m, off : off + m * (length - 1) + 1 : m].transpose(1, 0, 2)
+
+
+def _scatter_tiles(of: np.ndarray, y: np.ndarray, n0: int, n1: int, t0: int, t1: int, plan) -> None:
+    """Phase-split output ``of (N, O, m, th*wf)`` <- output tiles ``y (m*m, O, nb, L)``."""
+    m = plan.m
+    length = plan.positions(t0, t1)
+    for i in range(m):
+        for j in range(m):
+            off = t0 * plan.wf + j
+            of[n0:n1, :, i, off : off + m * (length - 1) + 1 : m] = y[i * m + j].transpose(1, 0, 2)
+
+
+def _crop(of: np.ndarray, plan: _TilePlan) -> np.ndarray:
+    """The phase-split output ``(N, O, m, th*wf)`` as ``(N, O, H_out, W_out)``."""
+    n, o = of.shape[:2]
+    rows = of.reshape(n, o, plan.m, plan.th, plan.wf).transpose(0, 1, 3, 2, 4)
+    return np.ascontiguousarray(rows.reshape(n, o, plan.th * plan.m, plan.wf)[:, :, : plan.ho, : plan.wo])
+
+
+# ----------------------------------------------------------------------------------
+# forward
+# ----------------------------------------------------------------------------------
+def weight_transform(w: np.ndarray, groups: int, m: int = TILE) -> np.ndarray:
+    """``U = G g G^T`` for every filter: ``w (O, C/g, 3, 3)`` -> ``(n*n, g, O/g, C/g)``."""
+    o, cg = w.shape[:2]
+    _, gg, _ = _kron(m, w.dtype.char)
+    u = gg @ w.reshape(o * cg, 9).T  # (n*n, O*cg)
+    return np.ascontiguousarray(u.reshape(-1, groups, o // groups, cg))
+
+
+def _plan_chunks(n: int, c: int, o: int, plan: _TilePlan, itemsize: int, budget: int):
+    """Chunks of tiles; every thread's buffers for one chunk stay within the budget."""
+    per_tile = plan.n**2 * (2 * c + o) + plan.m**2 * o  # D, V, the products, the output tiles
+    budget_per_thread = max(1, budget // _workers())
+    return list(_chunks(n, plan, per_tile, itemsize, budget_per_thread))
+
+
+def _input_transform(ws: Workspace, xf, n0, n1, t0, t1, plan, bb):
+    """``V = kron(B^T, B^T) @ D``: ``(n*n, C, nb*L)`` for the chunk's tiles."""
+    c = xf.shape[1]
+    nn2, length = plan.n**2, plan.positions(t0, t1)
+    d = ws.get("d", (nn2, c, n1 - n0, length))
+    _gather_tiles(d, xf, n0, n1, t0, t1, plan)
+    p = (n1 - n0) * length
+    v = ws.get("v", (nn2, c * p))
+    return np.matmul(bb, d.reshape(nn2, c * p), out=v).reshape(nn2, c, p)
+
+
+def corr_winograd(x: np.ndarray, pads, w: np.ndarray, groups: int, budget: int, m: int = TILE) -> np.ndarray:
+    """Cross-correlation of ``x (N, C, H, W)`` zero-padded by ``pads`` with the 3x3 kernels
+    ``w (O, C/g, 3, 3)`` at stride 1, by ``F(m x m, 3x3)``; returns ``(N, O, H_out, W_out)``.
+
+    ``x`` and ``w`` share a floating dtype (validated by the caller). Chunks of tiles run
+    on conv_lib's threads (:func:`conv_lib.algorithms.run_chunks`)."""
+    n, c, h, wd = x.shape
+    o, cg = w.shape[:2]
+    og = o // groups
+    plan = _TilePlan(h, wd, pads, m)
+    nn2, mm = plan.n**2, m * m
+    aa, _, bb = _kron(m, x.dtype.char)
+    u = weight_transform(w, groups, m)
+    xf = _padded(x, plan)
+    of = np.empty((n, o, m, plan.th * plan.wf), dtype=x.dtype)
+    chunks = _plan_chunks(n, c, o, plan, x.itemsize, budget)
+
+    def work(k0: int, k1: int) -> None:
+        ws = Workspace(x.dtype)
+        for n0, n1, t0, t1 in chunks[k0:k1]:
+            v = _input_transform(ws, xf, n0, n1, t0, t1, plan, bb)
+            p = v.shape[2]
+            prod = ws.get("prod", (nn2, groups, og, p))
+            np.matmul(u, v.reshape(nn2, groups, cg, p), out=prod)
+            y = np.matmul(aa, prod.reshape(nn2, o * p), out=ws.get("y", (mm, o * p)))
+            _scatter_tiles(of, y.reshape(mm, o, n1 - n0, p // (n1 - n0)), n0, n1, t0, t1, plan)
+
+    run_chunks(work, len(chunks))
+    return _crop(of, plan)
+
+
+# ----------------------------------------------------------------------------------
+# backward
+# ----------------------------------------------------------------------------------
+def grad_input_winograd(g: np.ndarray, w: np.ndarray, pads, groups: int, budget: int, m: int = TILE):
+    """Gradient w.r.t. the unpadded input ``(N, C, H, W)`` of a stride-1 3x3 layer: the
+    "full" correlation of ``grad_out`` with the flipped, channel-transposed kernel,
+    itself a stride-1 3x3 correlation computed by :func:`corr_winograd`."""
+    o, cg = w.shape[:2]
+    og = o // groups
+    (pt, pb), (pl, pr) = pads
+    wt = w.reshape(groups, og, cg, 3, 3).transpose(0, 2, 1, 3, 4).reshape(groups * cg, og, 3, 3)
+    wt = np.ascontiguousarray(wt[..., ::-1, ::-1])
+    # grad_x[r] = sum_i g[r + pt - i] w[i] = sum_k g[r + pt - 2 + k] w[2 - k]: grad_out
+    # padded by 2 - pt above and 2 - pb below (a negative pad cuts rows off)
+    (a, b), (c, d) = (2 - pt, 2 - pb), (2 - pl, 2 - pr)
+    src = g[:, :, max(0, -a) : g.shape[2] - max(0, -b), max(0, -c) : g.shape[3] - max(0, -d)]
+    gpads = ((max(0, a), max(0, b)), (max(0, c), max(0, d)))
+    return corr_winograd(src, gpads, wt, groups, budget, m)
+
+
+def grad_weight_winograd(
+    g: np.ndarray, x: np.ndarray, pads, w_shape, groups: int, budget: int, m: int = TILE
+) -> np.ndarray:
+    """Gradient w.r.t. the 3x3 weight, ``(O, C/g, 3, 3)``: the adjoint of the forward
+    steps, ``G^T [ sum over tiles of (A dY A^T) * (B^T d B) ] G``."""
+    n, c, h, wd = x.shape
+    o, cg = w_shape[:2]
+    og = o // groups
+    plan = _TilePlan(h, wd, pads, m)
+    nn2, mm = plan.n**2, m * m
+    aa, gg, bb = _kron(m, x.dtype.char)
+    xf = _padded(x, plan)
+    # grad_out in the output's phase-split layout, zero in the garbage tiles and beyond
+    gf = np.zeros((n, o, plan.th, m, plan.wf), dtype=x.dtype)
+    gf.reshape(n, o, plan.th * m, plan.wf)[:, :, : plan.ho, : plan.wo] = g
+    gf = np.ascontiguousarray(gf.transpose(0, 1, 3, 2, 4)).reshape(n, o, m, plan.th * plan.wf)
+    chunks = _plan_chunks(n, c, o, plan, x.itemsize, budget)
+
+    def work(k0: int, k1: int) -> np.ndarray:
+        ws = Workspace(x.dtype)
+        du = np.zeros((nn2, groups, og, cg), dtype=x.dtype)
+        for n0, n1, t0, t1 in chunks[k0:k1]:
+            v = _input_transform(ws, xf, n0, n1, t0, t1, plan, bb)
+            p = v.shape[2]
+            dy = ws.get("y", (mm, o, n1 - n0, p // (n1 - n0)))
+            _gather_grads(dy, gf, n0, n1, t0, t1, plan)
+            z = np.matmul(aa.T, dy.reshape(mm, o * p), out=ws.get("prod", (nn2, o * p)))
+            vt = v.reshape(nn2, groups, cg, p).transpose(0, 1, 3, 2)
+            du += np.matmul(z.reshape(nn2, groups, og, p), vt)
+        return du
+
+    du = sum(run_chunks(work, len(chunks)))
+    gw = gg.T @ du.reshape(nn2, o * cg)  # (9, O*cg)
+    return np.ascontiguousarray(gw.T).reshape(w_shape)
+
+
+def _gather_grads(dst, gf, n0, n1, t0, t1, plan) -> None:
+    """``dst (m*m, O, nb, L)`` <- ``grad_out`` cut into ``m x m`` tiles (the adjoint of
+    :func:`_scatter_tiles`)."""
+    m = plan.m
+    length = plan.positions(t0, t1)
+    for i in range(m):
+        for j in range(m):
+            off = t0 * plan.wf + j
+            dst[i * m + j] = gf[n0:n1, :, i, off : off + m * (length - 1) + 1 : m].transpose(1, 0, 2)
+
+
+def winograd_error(m: int, c_in: int = 64, dtype: Any = np.float32, seed: int = 0, size: int = 16) -> float:
+    """Largest error of ``F(m x m, 3x3)`` in ``dtype`` on a random layer, relative to the
+    largest |output|, against the exact (float64 direct) result. For the chapter and tests."""
+    m = _check_tile(m)
+    check_choice("dtype", np.dtype(dtype).name, ("float32", "float64"))
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((1, c_in, size, size))
+    w = rng.standard_normal((8, c_in, 3, 3))
+    exact = np.zeros((1, 8, size, size))
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    for i in range(3):
+        for j in range(3):
+            exact += np.einsum("oc,nchw->nohw", w[:, :, i, j], xp[:, :, i : i + size, j : j + size])
+    got = corr_winograd(x.astype(dtype), ((1, 1), (1, 1)), w.astype(dtype), 1, 2**30, m)
+    return float(np.abs(got - exact).max() / np.abs(exact).max())

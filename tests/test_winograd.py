@@ -1,0 +1,229 @@
+"""method="winograd" (conv_lib.winograd): F(m x m, 3x3) against torch and the direct
+method, backward as the adjoint of forward, memory budget, choice, and errors."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conv_lib import (
+    choose_method,
+    conv2d,
+    conv2d_backward,
+    get_memory_budget,
+    set_memory_budget,
+    winograd_1d,
+    winograd_matrices,
+)
+from conv_lib.winograd import FLOAT32_RTOL, TILE, winograd_error
+
+SETTINGS = settings(max_examples=25, deadline=None)
+RTOL = {np.float32: FLOAT32_RTOL, np.float64: 1e-12}
+
+
+def _close(got, want, dtype):
+    """Largest error within the stated tolerance, relative to the largest |value|."""
+    assert got.dtype == dtype and got.shape == want.shape
+    scale = max(1e-30, float(np.abs(want).max()))
+    assert float(np.abs(got - want).max()) <= RTOL[dtype] * scale
+
+
+@pytest.mark.parametrize("m", [2, 4])
+def test_1d_transforms_compute_a_correlation(m):
+    """y = A^T [(G g) * (B^T d)] is the valid correlation of d with g, and the identity
+    sum_j AT[i, j] G[j, k] BT[j, l] = [l == i + k] holds exactly."""
+    rng = np.random.default_rng(m)
+    d, g = rng.standard_normal(m + 2), rng.standard_normal(3)
+    np.testing.assert_allclose(winograd_1d(d, g, m), np.correlate(d, g, "valid"), rtol=1e-13, atol=1e-13)
+    at, gm, bt = winograd_matrices(m)
+    assert at.shape == (m, m + 2) and gm.shape == (m + 2, 3) and bt.shape == (m + 2, m + 2)
+    triple = np.einsum("ij,jk,jl->ikl", at, gm, bt)
+    want = np.zeros((m, 3, m + 2))
+    for i in range(m):
+        for k in range(3):
+            want[i, k, i + k] = 1
+    np.testing.assert_allclose(triple, want, atol=1e-14)
+
+
+@st.composite
+def layers(draw):
+    """Random 3x3 stride-1 layers: groups, any padding (zero, pairs, larger than the
+    kernel, "same"), sizes that are and are not multiples of the tile."""
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    c_in, c_out = groups * draw(st.integers(1, 3)), groups * draw(st.integers(1, 3))
+    padding = draw(st.sampled_from([0, 1, 2, (0, 2), (3, 1), "same"]))
+    ph, pw = (1, 1) if padding == "same" else ((padding, padding) if isinstance(padding, int) else padding)
+    h = max(1, 3 - 2 * ph) + draw(st.integers(0, 11))
+    w = max(1, 3 - 2 * pw) + draw(st.integers(0, 11))
+    n = draw(st.integers(1, 3))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    x = rng.standard_normal((n, c_in, h, w))
+    weight = rng.standard_normal((c_out, c_in // groups, 3, 3))
+    return x, weight, dict(padding=padding, groups=groups), rng
+
+
+@SETTINGS
+@given(layers(), st.sampled_from([np.float32, np.float64]))
+def test_winograd_matches_direct(layer, dtype):
+    x, weight, kwargs, rng = layer
+    x, weight = x.astype(dtype), weight.astype(dtype)
+    want = conv2d(x.astype(np.float64), weight.astype(np.float64), method="direct", **kwargs)
+    got = conv2d(x, weight, method="winograd", **kwargs)
+    _close(got, want.astype(dtype), dtype)
+    g = rng.standard_normal(want.shape).astype(dtype)
+    want_back = conv2d_backward(
+        g.astype(np.float64), x.astype(np.float64), weight.astype(np.float64), method="direct", **kwargs
+    )
+    for got_part, want_part in zip(
+        conv2d_backward(g, x, weight, method="winograd", **kwargs), want_back, strict=True
+    ):
+        _close(got_part, want_part.astype(dtype), dtype)
+
+
+@SETTINGS
+@given(layers())
+def test_winograd_backward_is_the_adjoint(layer):
+    """<conv(x, w), g> = <x, grad_x> = <w, grad_w> (the forward is linear in x and in w)."""
+    x, weight, kwargs, rng = layer
+    out = conv2d(x, weight, method="winograd", **kwargs)
+    g = rng.standard_normal(out.shape)
+    grad_x, grad_w, _ = conv2d_backward(g, x, weight, method="winograd", **kwargs)
+    lhs = float(np.sum(out * g))
+    scale = float(np.abs(out).sum() * np.abs(g).max()) + 1e-30
+    assert abs(lhs - float(np.sum(x * grad_x))) <= 1e-12 * scale
+    assert abs(lhs - float(np.sum(weight * grad_w))) <= 1e-12 * scale
+
+
+TORCH_CASES = [
+    ((2, 8, 12, 12), (16, 8, 3, 3), dict(padding=1, groups=1)),  # tiles divide the output
+    ((1, 6, 9, 14), (4, 3, 3, 3), dict(padding=(2, 0), groups=2)),  # partial tiles, groups
+    ((3, 4, 7, 5), (4, 1, 3, 3), dict(padding="same", groups=4)),  # depthwise
+    ((1, 3, 3, 3), (5, 3, 3, 3), dict(padding=0, groups=1)),  # one output pixel
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", range(len(TORCH_CASES)))
+def test_winograd_matches_torch(case, dtype):
+    x_shape, w_shape, kwargs = TORCH_CASES[case]
+    rng = np.random.default_rng(case)
+    x, w = rng.standard_normal(x_shape).astype(dtype), rng.standard_normal(w_shape).astype(dtype)
+    xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    out_t = F.conv2d(xt, wt, **kwargs)
+    g = rng.standard_normal(tuple(out_t.shape)).astype(dtype)
+    out_t.backward(torch.tensor(g))
+    _close(conv2d(x, w, method="winograd", **kwargs), out_t.detach().numpy(), dtype)
+    gx, gw, gb = conv2d_backward(g, x, w, method="winograd", **kwargs)
+    _close(gx, xt.grad.numpy(), dtype)
+    _close(gw, wt.grad.numpy(), dtype)
+    np.testing.assert_allclose(gb, g.sum(axis=(0, 2, 3)), rtol=1e-5)
+
+
+def test_float32_error_of_the_tiles():
+    """The chosen tile keeps float32 within the stated tolerance; the smaller tile is
+    more exact (the trade-off the tile size makes), float64 is exact to ~1e-14."""
+    big, small = winograd_error(TILE, c_in=64), winograd_error(2, c_in=64)
+    assert TILE == 4 and 1e-7 < big <= FLOAT32_RTOL
+    assert small < big / 4
+    assert winograd_error(TILE, c_in=64, dtype=np.float64) < 1e-13
+
+
+@pytest.fixture
+def restore_budget():
+    old = get_memory_budget()
+    yield
+    set_memory_budget(old)
+
+
+def _peak(fn):
+    tracemalloc.start()
+    try:
+        result = fn()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_memory_budget_bounds_the_transformed_tiles(restore_budget):
+    """With a 64 KiB budget the transformed tiles are made a band of tile rows at a
+    time: the peak stays near padded input + output, far below the default's."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((4, 32, 32, 32))  # 1 MiB
+    w = rng.standard_normal((32, 32, 3, 3))
+    g = rng.standard_normal((4, 32, 32, 32))
+    set_memory_budget(2**30)
+    ref, big = _peak(lambda: conv2d(x, w, padding=1, method="winograd"))
+    ref_back, big_back = _peak(lambda: conv2d_backward(g, x, w, padding=1, method="winograd"))
+    set_memory_budget(64 * 1024)
+    got, small = _peak(lambda: conv2d(x, w, padding=1, method="winograd"))
+    got_back, small_back = _peak(lambda: conv2d_backward(g, x, w, padding=1, method="winograd"))
+    np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
+    for a, b in zip(got_back, ref_back, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11)
+    mib = 2**20
+    # padded, row-phase-split input (1.4 MiB) + output in the tiles' layout (1.2 MiB) and
+    # in order (1 MiB) + one band of tile rows per thread; the default budget's chunks
+    # add ~6 MiB (2**20 elements of buffers per chunk)
+    assert small < 6 * mib < big
+    assert small_back < 7 * mib < big_back
+
+
+def test_choose_method_picks_winograd_where_it_pays():
+    assert choose_method((8, 64, 56, 56), (64, 64, 3, 3), dtype=np.float32) == "winograd"
+    assert choose_method((8, 128, 28, 28), (128, 128, 3, 3), dtype=np.float64) == "winograd"
+    # few channels: the transforms cost more than they save
+    assert choose_method((2, 3, 16, 16), (4, 3, 3, 3), dtype=np.float32) == "im2col"
+    # not a 3x3 stride-1 layer, or an integer input that must stay exact
+    assert choose_method((8, 64, 56, 56), (64, 64, 3, 3), stride=2) == "im2col"
+    assert choose_method((8, 64, 56, 56), (64, 64, 5, 5)) == "im2col"
+    assert choose_method((8, 64, 56, 56), (64, 64, 3, 3), dilation=2) == "im2col"
+    assert choose_method((8, 64, 56, 56), (64, 64, 3, 3), dtype=np.int32) == "im2col"
+
+
+def test_auto_runs_winograd_forward_and_backward():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((8, 64, 16, 16), dtype=np.float32)
+    w = rng.standard_normal((64, 64, 3, 3), dtype=np.float32)
+    g = rng.standard_normal((8, 64, 16, 16), dtype=np.float32)
+    assert choose_method(x.shape, w.shape, dtype=x.dtype) == "winograd"
+    assert np.array_equal(conv2d(x, w, padding=1), conv2d(x, w, padding=1, method="winograd"))
+    for a, b in zip(
+        conv2d_backward(g, x, w, padding=1),
+        conv2d_backward(g, x, w, padding=1, method="winograd"),
+        strict=True,
+    ):
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "w_shape", "message"),
+    [
+        (dict(stride=2), (2, 2, 3, 3), r"stride: got \(2, 2\) with method='winograd'; expected \(1, 1\)"),
+        (
+            dict(dilation=(1, 2)),
+            (2, 2, 3, 3),
+            r"dilation: got \(1, 2\) with method='winograd'; expected \(1, 1\)",
+        ),
+        (dict(), (2, 2, 5, 5), r"weight: got kernel size \(5, 5\) with method='winograd'; expected \(3, 3\)"),
+    ],
+)
+def test_unsupported_layers_are_refused(kwargs, w_shape, message):
+    x, w = np.ones((1, 2, 9, 9)), np.ones(w_shape)
+    with pytest.raises(ValueError, match=message):
+        conv2d(x, w, method="winograd", **kwargs)
+    out = conv2d(x, w, **kwargs)
+    with pytest.raises(ValueError, match=message):
+        conv2d_backward(np.ones_like(out), x, w, method="winograd", **kwargs)
+
+
+def test_bad_tile_and_tile_input():
+    with pytest.raises(ValueError, match=r"m: got 3; expected an output tile size in \(2, 4\)"):
+        winograd_matrices(3)
+    with pytest.raises(ValueError, match=r"d, g: got shapes \(5,\) and \(3,\); expected \(4,\) and \(3,\)"):
+        winograd_1d(np.ones(5), np.ones(3), 2)
