@@ -11,7 +11,6 @@ Chromium: no payload runs, even when the link is clicked, and the answer is show
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -52,7 +51,6 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     shutil.copy2(ROOT / "nbgrader_config.py", root)
     shutil.copytree(ROOT / "solutions", root / "solutions")
     shutil.copytree(ROOT / "exercises", root / "exercises")
-    os.environ["COURSE_SECRET_FILE"] = str(base / "secret")
     released = load_nb(root / "exercises" / A / NB)
     answers = solution_sources(A)
     answers["disadvantage_answer"] = PAYLOAD
@@ -60,9 +58,12 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     inbox = base / "inbox" / "mallory" / A
     inbox.mkdir(parents=True)
     (inbox / NB).write_text(json.dumps(student_notebook(released, answers)), encoding="utf-8")
-    course("collect", str(base / "inbox"), root=root)
-    course("autograde", A, root=root)
-    course("feedback", A, root=root)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("COURSE_SECRET_FILE", str(base / "secret"))
+        course("release", A, root=root)
+        course("collect", str(base / "inbox"), root=root)
+        course("autograde", A, root=root)
+        course("feedback", A, root=root)
     autograded = root / "grading" / "autograded" / "mallory" / A / NB
     feedback = root / "grading" / "feedback" / "mallory" / A / NB.replace(".ipynb", ".html")
     formgrade = base / "formgrade.html"
