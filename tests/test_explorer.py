@@ -188,9 +188,11 @@ def check_shown(got: dict, s: dict) -> str:
 
 # --- tests ------------------------------------------------------------------------------------
 
-def test_the_chapter_embeds_two_explorers_served_by_the_site(chapter, base_url):
+def test_the_chapter_embeds_two_explorers_served_by_the_site(chapter, base_url, site_dir):
     scripts = chapter.eval_on_selector_all("script[src*='conv-explorer']", "ss => ss.map(s => s.src)")
-    assert scripts and all(src.startswith(base_url) for src in scripts), scripts
+    assert len(scripts) == 1 and scripts[0].startswith(base_url), scripts
+    # Pages without an explorer do not load it.
+    assert "conv-explorer" not in (site_dir / "intro.html").read_text(encoding="utf-8")
     assert chapter.locator(".conv-explorer.ce-ready").count() == 2
     # They sit in the sections the chapter promises.
     sections = chapter.evaluate("""() => Array.from(document.querySelectorAll('.conv-explorer'),
