@@ -72,8 +72,12 @@ def release(root: Path, assignments: Sequence[str] | None = None) -> list[Path]:
 
     Refuses a source folder holding anything but its notebook (nbgrader would copy it to
     students), strips private notebook metadata, and checks that no solution or hidden
-    test survived. Also records the assignment in the gradebook (needed to autograde).
+    test survived. Also records the assignment in the gradebook (needed to autograde), and
+    creates the instructor secret of the hidden tests when it is missing (:mod:`course.secret`).
     """
+    from course.secret import ensure_secret
+
+    ensure_secret()
     written = []
     with inside(root):
         api = nbgrader_api(root)

@@ -1,25 +1,38 @@
-"""conv_lib.grading: every check passes the instructor's solution, and every diagnosis is
+"""course.grading: every check passes the instructor's solution, and every diagnosis is
 triggered by a deliberately buggy function (each check can fail, with the right hint).
 
 The "student" functions are the solution notebooks' code, executed into a fresh module
 namespace exactly as a notebook would define them, with small text edits for the bugs.
+Every test runs inside a grading context (a fixed test secret), so hidden cases exist;
+tests/test_grading_context.py covers the context itself and the accuracy question.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import json
-import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from conv_lib import grading
-from conv_lib.grading import Case, Diagnosis, GradingError, compare_arrays, forbid_reference
+from course import grading
+from course.grading import Case, Diagnosis, GradingError, compare_arrays, grading_context
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The secret of these tests' grading context (the real one lives outside the repository).
+TEST_SECRET = bytes(range(32))
+
+
+@pytest.fixture(autouse=True, params=["student-a", "student-b"])
+def _graded(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Hidden cases exist only inside a grading context: every test here runs in one, for two
+    students (two different hidden case sets: a diagnosis must not depend on one draw)."""
+    with grading_context(TEST_SECRET, request.param, "test-assignment"):
+        yield
 
 
 @functools.cache
@@ -156,7 +169,7 @@ def test_case_explains_student_exceptions() -> None:
         case.call(boom, "f")
     shown = "\n".join(info.value._render_traceback_())  # what a notebook displays
     assert 'raise IndexError("index 5 is out of bounds")' in shown
-    assert "grading.py" not in shown
+    assert "course/grading" not in shown and "grading.py" not in shown
     assert shown.endswith(str(info.value))
 
     def mutate(image: np.ndarray, padding: int) -> np.ndarray:
@@ -166,62 +179,10 @@ def test_case_explains_student_exceptions() -> None:
     fails_with("modified its argument `image` in place", case.call, mutate, "f")
 
 
-# ---------------------------------------------------------------------------------------
-# forbid_reference
-# ---------------------------------------------------------------------------------------
-
-
 def _ns(src: str) -> dict[str, Any]:
     ns: dict[str, Any] = {"__name__": "submission"}
     exec(src, ns)  # noqa: S102
     return ns
-
-
-@pytest.mark.parametrize(
-    ("src", "fragment"),
-    [
-        ("import conv_lib\ndef f(x):\n    return conv_lib.conv2d(x, x)", "uses the module conv_lib"),
-        ("from scipy.signal import correlate2d as c\ndef f(x):\n    return c(x, x)", "calls scipy.signal"),
-        ("import numpy as np\ndef f(x):\n    return np.convolve(x, x)", "uses `convolve`"),
-        ("def f(x):\n    from scipy import signal\n    return signal.convolve2d(x, x)", "uses `scipy`"),
-        ("import torch\ndef f(x):\n    return x", None),
-        (
-            "from conv_lib import conv2d as c\ndef g(x):\n    return c(x, x)\ndef f(x):\n    return g(x) + 1",
-            "`g` calls conv_lib.conv.conv2d",
-        ),
-        ("def f(x):\n    return __import__('conv_lib').conv2d(x, x)", "uses `__import__`"),
-        (
-            "import functools, scipy.signal\nh = functools.partial(scipy.signal.correlate2d, mode='same')\n"
-            "def f(x):\n    return h(x, x)",
-            "calls scipy.signal",
-        ),
-        ("import importlib\ndef f(x):\n    return importlib.import_module('scipy').signal", "importlib"),
-    ],
-)
-def test_forbid_reference_catches_references(src: str, fragment: str | None) -> None:
-    f = _ns(src)["f"]
-    if fragment is None:  # importing torch is fine as long as f does not use it
-        forbid_reference(f)
-        return
-    msg = fails_with(fragment, forbid_reference, f)
-    assert "scores zero for this test" in msg
-
-
-def test_forbid_reference_allows_own_code_and_data_helpers() -> None:
-    ns = _ns(
-        "import numpy as np\nfrom conv_lib import get_kernel\n"
-        "def correlate2d(a, k):\n    return np.einsum('ij,ij->', a, k)\n"
-        "def convolve2d(a, k):\n    return correlate2d(a, k[::-1, ::-1])\n"
-        "def edges(a):\n    return convolve2d(a, get_kernel('sobel_x'))\n"
-    )
-    for name in ("correlate2d", "convolve2d", "edges"):
-        forbid_reference(ns[name])
-    fails_with(
-        "uses `sklearn`",
-        forbid_reference,
-        _ns("def f(x):\n    import sklearn\n    return x")["f"],
-        names=("sklearn",),
-    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -377,7 +338,7 @@ def test_assignment1_bugs_are_named(target: str, edits: dict, hint: str, hidden:
         ("(n + 2 * padding - dilation * (kernel - 1) - 1) + 1", "stride ignored"),
         ("(n + 2 * padding - dilation * (kernel - 1) - 1) // stride", "add 1 to the number of strides"),
         ("(n + 2 * padding - dilation * (kernel - 1)) // stride + 1", "the kernel spans d(k - 1) + 1 pixels"),
-        ("(n + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1", "Use integer division `//`"),
+        ("(n + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1", "integer division `//`"),
         ("str((n + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1)", "expected an int"),
     ],
 )
@@ -903,20 +864,6 @@ def test_softmax_bugs_are_named(edits: list, hint: str) -> None:
     fails_with(hint, grading.check_softmax_cross_entropy, fn, hidden=True)
 
 
-def test_param_counts_must_be_own_code() -> None:
-    ns = _ns(
-        "from conv_lib import conv2d_param_count, dense_param_count\n"
-        "def conv_params(c_in, c_out, k):\n    return conv2d_param_count(c_in, c_out, k)\n"
-        "def dense_params(n_in, n_out):\n    return dense_param_count(n_in, n_out)"
-    )
-    fails_with(
-        "calls conv_lib.arithmetic.conv2d_param_count",
-        grading.check_param_counts,
-        ns["conv_params"],
-        ns["dense_params"],
-    )
-
-
 def test_param_count_bugs_are_named() -> None:
     ns = student(
         A4,
@@ -934,31 +881,6 @@ def test_param_count_bugs_are_named() -> None:
     fails_with("one parameter per output.", grading.check_param_counts, ns["conv_params"], ns["dense_params"])
 
 
-def test_check_accuracy() -> None:
-    ns = student(A4)
-    X_train, y_train, _, _ = grading.digits_split()
-    params = ns["train"](X_train, y_train)
-    assert grading.check_accuracy(ns["predict"], params, 0.93) is None  # a number would be partial credit
-    fails_with("is below 0.99", grading.check_accuracy, ns["predict"], params, 0.99)
-    fails_with("params is None", grading.check_accuracy, ns["predict"], None, 0.5)
-    cheat = _ns(
-        "from sklearn.linear_model import LogisticRegression\n"
-        "def predict(params, X):\n    return LogisticRegression().fit(X, X).predict(X)"
-    )
-    fails_with("uses sklearn.linear_model", grading.check_accuracy, cheat["predict"], {}, 0.5)
-    borrowed = _ns("import conv_lib\ndef train(X, y):\n    return conv_lib.train(X, y)")
-    fails_with(
-        "`train` uses the module conv_lib",
-        grading.check_accuracy,
-        ns["predict"],
-        params,
-        0.5,
-        train=borrowed["train"],
-    )
-    flat = _ns("import numpy as np\ndef predict(params, X):\n    return np.zeros((len(X), 1))")
-    fails_with("one label per image", grading.check_accuracy, flat["predict"], {}, 0.5)
-
-
 def test_digits_split_is_fixed() -> None:
     a = grading.digits_split()
     b = grading.digits_split()
@@ -970,8 +892,6 @@ def test_digits_split_is_fixed() -> None:
 def test_every_check_returns_none() -> None:
     """nbgrader would take a number left as a test cell's value as partial credit."""
     names = [n for n in grading.__all__ if n.startswith("check_")]
-    assert len(names) == 20
-    src = (ROOT / "conv_lib" / "grading.py").read_text(encoding="utf-8")
+    assert len(names) == 21
     for name in names:
-        body = src.split(f"def {name}(", 1)[1].split("\ndef ", 1)[0]
-        assert re.search(r"\)\s*->\s*None:", body.split(":\n", 1)[0] + ":\n"), name
+        assert inspect.signature(getattr(grading, name)).return_annotation in (None, "None"), name

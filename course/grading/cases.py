@@ -183,7 +183,8 @@ def signal_cases(kind: str, modes: Sequence[str], hidden: bool) -> list[Case]:
             kh, kw = (2, 3) if k == 0 else (3, 2)
         else:
             kh, kw = (int(v) for v in rng.integers(1, 5, size=2))
-        h, w = int(rng.integers(kh, 10)), int(rng.integers(kw, 10))
+        # At least as large as the kernel both ways, so a transposed kernel still fits.
+        h, w = (int(v) for v in rng.integers(max(kh, kw), 10, size=2))
         dtype = np.float32 if k % 2 else np.float64
         cases.append(
             Case(
@@ -312,8 +313,8 @@ def conv_cases(feature: str, hidden: bool) -> list[Case]:
             add(x, w, None, strides[k], paddings[k])
         else:
             dil = dilations[k]
-            dh, dw = pair(dil)
-            if dh * (kh - 1) + 1 > h or dw * (kw - 1) + 1 > wd:
+            # The kernel fits with its dilation either way round (so a swapped one shows).
+            if max(pair(dil)) * (max(kh, kw) - 1) + 1 > min(h, wd):
                 kh, kw = 2, 2
                 w = _array(rng, (c_out, c_in, kh, kw), dtype)
             add(x, w, None, 1, 0 if k < 5 else 1, dil)  # stride 1: this cell is about dilation
