@@ -2,11 +2,11 @@
 
 Each block is ``conv(k x k, stride, padding) -> ReLU -> max pool`` and is described by a
 :class:`ConvBlock`; :class:`ConvNet` stacks any number of them and ends with a dense layer
-to the classes. Every layer is one of :mod:`conv_lib.network`'s cs231n-style layer
-functions (``*_forward`` returns ``(out, cache)``, ``*_backward`` takes ``(dout, cache)``),
-which call :func:`conv_lib.conv.conv2d` / :func:`conv_lib.conv.conv2d_backward` and
-:func:`conv_lib.pooling.max_pool2d` / :func:`conv_lib.pooling.max_pool2d_backward`; nothing
-here re-implements a convolution. The model has the interface of :mod:`conv_lib.network`'s
+to the classes. The convolutions are :func:`conv_lib.conv.conv2d` and
+:func:`conv_lib.conv.conv2d_backward` (with a choosable algorithm), the other layers
+:mod:`conv_lib.network`'s cs231n-style layer functions (ReLU, max pooling through
+:func:`conv_lib.pooling.max_pool2d`, dense, softmax cross-entropy); nothing here
+re-implements a convolution. The model has the interface of :mod:`conv_lib.network`'s
 models (``params``, ``loss(X, y=None)``), so :func:`conv_lib.network.train` trains it.
 
 Costs come from :mod:`conv_lib.arithmetic` (:meth:`ConvNet.macs`), and
@@ -23,18 +23,17 @@ from typing import Any
 import numpy as np
 
 from conv_lib.arithmetic import conv2d_macs, conv2d_param_count, dense_macs, dense_param_count, output_size
+from conv_lib.conv import conv2d, conv2d_backward
 from conv_lib.network import (
     affine_backward,
     affine_forward,
-    conv_backward,
-    conv_forward,
     max_pool_backward,
     max_pool_forward,
     relu_backward,
     relu_forward,
     softmax_cross_entropy,
 )
-from conv_lib.validation import check_positive_int
+from conv_lib.validation import check_choice, check_positive_int
 
 __all__ = ["ConvBlock", "ConvNet", "dense_width_for_budget"]
 
@@ -100,6 +99,11 @@ class ConvNet:
         L2 weight decay on the weights (not the biases) added to the loss.
     seed : int
         Seed of the He-normal initialisation.
+    forward_method, backward_method : {"auto", "direct", "im2col", "fft"}
+        Algorithms of :func:`conv_lib.conv.conv2d` and :func:`conv_lib.conv.conv2d_backward`
+        (see :mod:`conv_lib.algorithms`). The default backward is ``"direct"`` (one BLAS
+        call per kernel tap), the faster choice for the few channels of the course's
+        networks; every method gives the same gradients up to rounding.
 
     Attributes
     ----------
@@ -123,8 +127,13 @@ class ConvNet:
         num_classes: int = 10,
         reg: float = 0.0,
         seed: int = 0,
+        forward_method: str = "auto",
+        backward_method: str = "direct",
     ) -> None:
         c, h, w = (check_positive_int("input_shape", v) for v in input_shape)
+        methods = ("auto", "direct", "im2col", "fft")
+        self.forward_method = check_choice("forward_method", forward_method, methods)
+        self.backward_method = check_choice("backward_method", backward_method, methods)
         if len(blocks) == 0 or not all(isinstance(b, ConvBlock) for b in blocks):
             raise ValueError(f"blocks: got {blocks!r}; expected a non-empty sequence of ConvBlock")
         self.input_shape = (c, h, w)
@@ -197,7 +206,9 @@ class ConvNet:
         maps: list[dict[str, np.ndarray]] = []
         caches: list[tuple] = []
         for i, block in enumerate(self.blocks, start=1):
-            conv, cc = conv_forward(h, p[f"W{i}"], p[f"b{i}"], stride=block.stride, padding=block.pad())
+            stride, pad = block.stride, block.pad()
+            conv = conv2d(h, p[f"W{i}"], p[f"b{i}"], stride=stride, padding=pad, method=self.forward_method)
+            cc = (h, p[f"W{i}"], stride, pad)
             relu, cr = relu_forward(conv)
             if block.pool > 1:
                 h, cp = max_pool_forward(relu, block.pool)
@@ -254,7 +265,10 @@ class ConvNet:
             if cp is not None:
                 dh = max_pool_backward(dh, cp)
             dh = relu_backward(dh, cr)
-            dh, grads[f"W{i}"], grads[f"b{i}"] = conv_backward(dh, cc)
+            x, weight, stride, pad = cc
+            dh, grads[f"W{i}"], grads[f"b{i}"] = conv2d_backward(
+                dh, x, weight, stride=stride, padding=pad, method=self.backward_method
+            )
         for name in grads:
             if name.startswith("W") and self.reg:
                 grads[name] = grads[name] + self.reg * p[name]

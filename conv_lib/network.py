@@ -528,6 +528,7 @@ def train(
     X_val: np.ndarray | None = None,
     y_val: np.ndarray | None = None,
     seed: int = 0,
+    track_train: bool = True,
 ) -> TrainHistory:
     """Minibatch training; ``model.params`` are updated in place.
 
@@ -543,6 +544,9 @@ def train(
         Evaluated after every epoch.
     seed : int
         Seed of the shuffling.
+    track_train : bool
+        Record the accuracy on all of ``X`` after every epoch (``TrainHistory.train_acc``);
+        False skips that extra pass over the training set (``train_acc`` stays empty).
 
     Returns
     -------
@@ -563,7 +567,8 @@ def train(
             loss, grads = model.loss(X[idx], y[idx])
             optimizer.step(model.params, grads)
             hist.loss.append(loss)
-        hist.train_acc.append(accuracy(model, X, y))
+        if track_train:
+            hist.train_acc.append(accuracy(model, X, y))
         if X_val is not None and y_val is not None:
             hist.val_acc.append(accuracy(model, X_val, y_val))
     hist.seconds = time.perf_counter() - start

@@ -68,6 +68,22 @@ def test_strided_unpooled_block_gradients_match_finite_differences():
     _check_all_params(model, X, np.array([3, 0]))
 
 
+@pytest.mark.parametrize("method", ["im2col", "fft", "auto"])
+def test_every_algorithm_gives_the_same_loss_and_gradients(method):
+    rng = np.random.default_rng(5)
+    X, y = rng.normal(size=(4, 1, 12, 12)), np.array([0, 1, 2, 1])
+    blocks = (ConvBlock(3, 5), ConvBlock(4, 3, stride=2, padding=1, pool=1))
+    ref = ConvNet((1, 12, 12), blocks, num_classes=3, seed=4)
+    other = ConvNet((1, 12, 12), blocks, num_classes=3, seed=4, forward_method=method, backward_method=method)
+    loss_ref, grads_ref = ref.loss(X, y)
+    loss, grads = other.loss(X, y)
+    assert loss == pytest.approx(loss_ref, rel=1e-12)
+    for name in grads_ref:
+        np.testing.assert_allclose(grads[name], grads_ref[name], rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match="backward_method"):
+        ConvNet(backward_method="winograd-ish")
+
+
 def test_forward_matches_torch():
     rng = np.random.default_rng(2)
     blocks = (ConvBlock(4, 5), ConvBlock(6, 3, stride=2, padding=1))
