@@ -21,6 +21,8 @@ scikit-image's ``camera`` (public domain), every second pixel.
 
 from __future__ import annotations
 
+import numbers
+import operator
 from pathlib import Path
 from typing import Any
 
@@ -61,14 +63,18 @@ KERNEL_CANDIDATES: tuple[str, ...] = tuple(str(n) for n in _DATA["kernel_candida
 
 
 def pair(value: Any) -> tuple[int, int]:
-    """``(v, v)`` for a number, the two values for a pair: ``stride=2`` means ``(2, 2)``."""
-    if np.isscalar(value):
-        return int(value), int(value)
+    """``(v, v)`` for an int, the two values for a pair: ``stride=2`` means ``(2, 2)``."""
     try:
+        if isinstance(value, (bool, np.bool_)):
+            raise TypeError
+        if isinstance(value, numbers.Integral):
+            return int(value), int(value)
         first, second = value
+        if any(isinstance(v, (bool, np.bool_)) for v in (first, second)):
+            raise TypeError
+        return operator.index(first), operator.index(second)
     except (TypeError, ValueError):
         raise ValueError(f"value: got {value!r}; expected an int or a pair of ints") from None
-    return int(first), int(second)
 
 
 def get_kernel(name: str) -> np.ndarray:
