@@ -31,3 +31,12 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 # Autograding: a notebook may run at most this long (assignment 4 trains a small network).
 c.ExecutePreprocessor.timeout = 120
 c.Execute.timeout = 120
+
+# Late work (course/late.py): 10% of the score per started day past the due date set with
+# `python -m course duedate ASSIGNMENT WHEN`, applied by `python -m course autograde`.
+c.AssignLatePenalties.plugin_class = "course.late.PerDayPenalty"
+c.PerDayPenalty.percent_per_day = 10.0
+
+# formgrader's "Autograde" button would run stock nbgrader (student code unsandboxed, with
+# the grader's rights): it is refused with a message; grade with `python -m course autograde`.
+c.Autograde.sanitize_preprocessors = ["course.formgrader_guard.RefuseStockAutograde"]

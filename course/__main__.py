@@ -42,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=None, help="seconds one sandboxed run may take (default: nbgrader's)"
     )
     a.add_argument(
+        "--regrade",
+        action="store_true",
+        help="grade again submissions already graded as submitted (default: only new or changed ones)",
+    )
+    a.add_argument(
         "--allow-unsandboxed",
         action="store_true",
         help="grade even if the sandbox is unavailable: student code then runs WITH YOUR RIGHTS",
@@ -63,6 +68,17 @@ def _parser() -> argparse.ArgumentParser:
         help="nbgrader's CSV, one row per student and assignment (default: grading/grades.csv)",
     )
     e.add_argument("--cells", type=Path, help="one row per graded cell (default: grading/grades_cells.csv)")
+
+    d = sub.add_parser("duedate", help="set an assignment's due date (late penalties: see the README)")
+    d.add_argument("assignment", choices=ASSIGNMENTS)
+    d.add_argument("when", nargs="?", help="e.g. '2026-12-10 17:00 UTC' (nothing: remove the due date)")
+
+    m = sub.add_parser("score", help="give a hand-graded answer its score (and a comment)")
+    m.add_argument("assignment", choices=ASSIGNMENTS)
+    m.add_argument("student")
+    m.add_argument("grade_id", help="the answer cell, e.g. disadvantage_answer")
+    m.add_argument("points", type=float)
+    m.add_argument("--comment", help="feedback for the student")
 
     k = sub.add_parser("check", help="students: run a notebook's visible tests; exit 1 if any fails")
     k.add_argument("notebook", type=Path)
@@ -95,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             allow_unsandboxed=args.allow_unsandboxed,
             jobs=args.jobs,
             timeout=args.timeout,
+            regrade=args.regrade,
         )
         _print_scores(root, results)
         failed = [r for r in results if not r.success]
@@ -111,6 +128,14 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "feedback":
         written = instructor.feedback(root, args.assignments, args.students)
         print(f"wrote {len(written)} feedback file(s) into grading/feedback/")
+    elif args.command == "duedate":
+        due = instructor.set_duedate(root, args.assignment, args.when)
+        print(f"{args.assignment}: due {due.isoformat(sep=' ') + ' UTC' if due else 'date removed'}")
+    elif args.command == "score":
+        got, top = instructor.set_manual_score(
+            root, args.assignment, args.student, args.grade_id, args.points, args.comment
+        )
+        print(f"{args.student}/{args.assignment}/{args.grade_id}: {got:g}/{top:g}")
     elif args.command == "export":
         to, cells = instructor.export(root, args.to, args.cells)
         print(f"wrote {to} and {cells}")
@@ -132,7 +157,10 @@ def _print_scores(root: Path, results: list) -> None:
                 continue
             sub = gb.find_submission(r.assignment, r.student)
             manual = " (+ manual grading pending)" if sub.needs_manual_grade else ""
-            print(f"{r.student:<24} {r.assignment:<24} {sub.score:g}/{sub.max_score:g}{manual}")
+            penalty = sub.late_submission_penalty or 0.0
+            final = max(0.0, sub.score - penalty)
+            late = f" (raw {sub.score:g}, late penalty {penalty:g})" if penalty else ""
+            print(f"{r.student:<24} {r.assignment:<24} {final:g}/{sub.max_score:g}{late}{manual}")
 
 
 if __name__ == "__main__":

@@ -44,7 +44,6 @@ import shutil
 import sys
 import time
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -397,7 +396,8 @@ def grade_one(job: dict) -> dict:
                     + (process.events[-1] if process.events else "unknown reason")
                 )
         outcomes = run_tests(spec, rec, process, job["secret"], job["student"], float(job["timeout"]))
-        return {"nb": graded_notebook(rec, process, outcomes)}
+        events = list(dict.fromkeys(process.events)) if process is not None else []
+        return {"nb": graded_notebook(rec, process, outcomes), "events": events}
     finally:
         if process is not None:
             process.close()
@@ -406,8 +406,18 @@ def grade_one(job: dict) -> dict:
 # ------------------------------------------------------------------------------ notebook + gradebook
 
 
-def save_grades(gb: Any, nb: dict, db_url: str, assignment: str, student: str, stem: str) -> None:
-    """nbgrader's SaveAutoGrades on the graded notebook, in one transaction."""
+def save_grades(
+    gb: Any,
+    nb: dict,
+    db_url: str,
+    assignment: str,
+    student: str,
+    stem: str,
+    timestamp: Any = None,
+    config: Any = None,
+) -> None:
+    """nbgrader's SaveAutoGrades on the graded notebook, the submission time and the late
+    penalty (nbgrader's plugin), in one transaction."""
     import nbformat
     from nbgrader.preprocessors import SaveAutoGrades
     from nbgrader.preprocessors.base import NbGraderPreprocessor
@@ -417,7 +427,7 @@ def save_grades(gb: Any, nb: dict, db_url: str, assignment: str, student: str, s
     db.commit = db.flush
     try:
         gb.update_or_create_student(student)
-        gb.update_or_create_submission(assignment, student)
+        gb.update_or_create_submission(assignment, student, timestamp=timestamp)
         pp = SaveAutoGrades()
         pp.notebook_id, pp.assignment_id, pp.student_id, pp.db_url = stem, assignment, student, db_url
         pp.gradebook = gb
@@ -425,6 +435,8 @@ def save_grades(gb: Any, nb: dict, db_url: str, assignment: str, student: str, s
             "nbgrader": {"notebook": stem, "assignment": assignment, "student": student, "db_url": db_url}
         }
         NbGraderPreprocessor.preprocess(pp, node, resources)
+        db.flush()
+        apply_late_penalty(gb, assignment, student, config)
     except BaseException:
         del db.commit
         db.rollback()
@@ -433,7 +445,11 @@ def save_grades(gb: Any, nb: dict, db_url: str, assignment: str, student: str, s
     db.commit()
 
 
-def write_autograded(root: Path, nb: dict, assignment: str, student: str, stem: str) -> Path:
+def write_autograded(
+    root: Path, nb: dict, assignment: str, student: str, stem: str, fingerprint: str = ""
+) -> Path:
+    """The autograded notebook, put in place atomically (a rename) with the fingerprint of
+    the submission it was graded from (see :func:`already_graded`)."""
     import nbformat
 
     folder = root / GRADING / "autograded" / student / assignment
@@ -441,6 +457,7 @@ def write_autograded(root: Path, nb: dict, assignment: str, student: str, stem: 
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     nbformat.write(nbformat.from_dict(nb), str(tmp / f"{stem}.ipynb"))
+    (tmp / FINGERPRINT).write_text(fingerprint)
     if folder.exists():
         shutil.rmtree(folder)
     tmp.rename(folder)
@@ -499,6 +516,77 @@ def process_ready(process: Any) -> bool:
     return process.start() and not process.cell_runs.get(0, None).error
 
 
+def _die_with_parent() -> None:
+    """Pool initializer: the worker (and, through bubblewrap's --die-with-parent, its sandbox)
+    is killed by the kernel as soon as the grader dies, even by ``kill -9``."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() == 1:  # the grader died before the line above
+        os._exit(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the grader's to handle
+
+
+def submission_fingerprint(folder: Path) -> str:
+    """What a grade was computed from: the submitted notebooks and the timestamp (sha256)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if p.is_file() and not p.is_symlink() and (p.suffix == ".ipynb" or p.name == "timestamp.txt"):
+            h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+FINGERPRINT = ".graded-from"
+
+
+def already_graded(root: Path, gb: Any, assignment: str, student: str) -> bool:
+    """True if the autograded notebook and the gradebook both hold a grade of the submission
+    as it is now (a re-collected submission has another fingerprint and is graded again)."""
+    from nbgrader.api import MissingEntry
+
+    marker = root / GRADING / "autograded" / student / assignment / FINGERPRINT
+    try:
+        if marker.read_text() != submission_fingerprint(root / GRADING / "submitted" / student / assignment):
+            return False
+        gb.find_submission(assignment, student)
+    except (OSError, MissingEntry):
+        return False
+    return True
+
+
+def read_timestamp(folder: Path) -> Any:
+    """The submission time in ``timestamp.txt`` (nbgrader's format), or None."""
+    from nbgrader.utils import parse_utc
+
+    path = folder / "timestamp.txt"
+    if not path.is_file() or path.is_symlink() or path.stat().st_size > 200:
+        return None
+    try:
+        return parse_utc(path.read_text(encoding="utf-8").strip())
+    except (ValueError, OverflowError, UnicodeDecodeError):
+        return None
+
+
+def apply_late_penalty(gb: Any, assignment: str, student: str, config: Any) -> None:
+    """nbgrader's late-submission plugin (``c.AssignLatePenalties.plugin_class``, configured
+    in nbgrader_config.py) on every notebook of the submission; no penalty when on time."""
+    from nbgrader.preprocessors import AssignLatePenalties
+
+    pp = AssignLatePenalties(config=config)
+    pp.init_plugin()
+    sub = gb.find_submission(assignment, student)
+    late = sub.total_seconds_late
+    for nb in sub.notebooks:
+        nb.late_submission_penalty = None
+        if late > 0:
+            penalty = pp.plugin_inst.late_submission_penalty(student, nb.score, late)
+            if penalty is not None:
+                nb.late_submission_penalty = pp._check_late_penalty(nb, penalty)
+
+
 def autograde_trusted(
     root: Path,
     todo: list[tuple[str, str]],
@@ -508,87 +596,118 @@ def autograde_trusted(
     jobs: int | None = None,
     timeout: float = 120.0,
     allow_unsandboxed: bool = False,
-    progress: Callable[[int, int, str], None] | None = None,
+    regrade: bool = False,
+    config: Any = None,
+    progress: Any = None,
 ) -> list[Graded]:
     """Grade ``todo`` [(assignment, student)] in a pool of worker processes; the gradebook is
-    written here alone. Returns one :class:`Graded` per submission."""
+    written here alone. Submissions already graded as they are now are skipped unless
+    ``regrade``. Returns one :class:`Graded` per submission graded (or not graded)."""
     from nbgrader.api import Gradebook
 
+    from course.progress import Progress
+
     specs = {a: load_spec(root, a) for a in sorted({a for a, _ in todo})}
-    for packages in {s.packages for s in specs.values()}:
-        check_sandbox(allow_unsandboxed, packages)
-    jobs_list = []
-    for a, student in todo:
-        spec = specs[a]
-        path, note = find_submission(root / GRADING / "submitted" / student / a, spec.notebook)
-        rec = reconstruct(spec, path, note)
-        rec.graded_file = str(path or "")
-        jobs_list.append(
-            {
-                "spec": spec,
-                "rec": rec,
-                "student": student,
-                "secret": secret,
-                "timeout": timeout,
-                "has_file": path is not None,
-                "allow_unsandboxed": allow_unsandboxed,
-            }
-        )
-    results: list[Graded] = []
     db_path = root / GRADING / "gradebook.db"
-    ctx = multiprocessing.get_context("spawn")
-    done = 0
+    results: list[Graded] = []
     with Gradebook(db_url) as gb:
         if db_path.exists():
             os.chmod(db_path, 0o600)
+        if not regrade:
+            skipped = [(a, s) for a, s in todo if already_graded(root, gb, a, s)]
+            if skipped:
+                print(
+                    f"{len(skipped)} submission(s) already graded as submitted: kept "
+                    "(--regrade grades them again)",
+                    file=sys.stderr,
+                )
+            todo = [t for t in todo if t not in set(skipped)]
+        if not todo:
+            return results
+        for packages in {s.packages for s in specs.values()}:
+            check_sandbox(allow_unsandboxed, packages)
+        jobs_list = []
+        for a, student in todo:
+            spec = specs[a]
+            folder = root / GRADING / "submitted" / student / a
+            path, note = find_submission(folder, spec.notebook)
+            rec = reconstruct(spec, path, note)
+            rec.graded_file = str(path or "")
+            jobs_list.append(
+                {
+                    "spec": spec,
+                    "rec": rec,
+                    "student": student,
+                    "secret": secret,
+                    "timeout": timeout,
+                    "has_file": path is not None,
+                    "allow_unsandboxed": allow_unsandboxed,
+                    "fingerprint": submission_fingerprint(folder),
+                    "timestamp": read_timestamp(folder),
+                }
+            )
+        bar = progress or Progress(len(todo), "graded")
 
-        def finish(a: str, s: str, nb: dict | None, reason: str = "") -> None:
-            nonlocal done
+        def finish(k: int, result: dict | None, reason: str = "") -> None:
+            a, s = todo[k]
+            job = jobs_list[k]
+            nb = result["nb"] if result else None
             if nb is not None:
                 try:
-                    write_autograded(root, nb, a, s, specs[a].notebook)
-                    save_grades(gb, nb, db_url, a, s, specs[a].notebook)
+                    save_grades(gb, nb, db_url, a, s, specs[a].notebook, job["timestamp"], config)
+                    write_autograded(root, nb, a, s, specs[a].notebook, job["fingerprint"])
                 except Exception as err:  # noqa: BLE001 - confined to this submission
                     nb, reason = (
                         None,
                         f"its grades could not be saved ({type(err).__name__}: {clean(str(err))[:300]})",
                     )
             results.append(Graded(a, s, nb is not None, reason))
-            done += 1
-            if progress:
-                progress(done, len(todo), f"{s}/{a}")
+            notes = list(result.get("events", [])) if result else []
+            bar.done(f"{s}/{a}", f"NOT GRADED: {reason}" if nb is None else "; ".join(notes[:3]))
 
+        ctx = multiprocessing.get_context("spawn")
+        width = jobs or default_jobs()
         pending = list(range(len(jobs_list)))
-        for attempt in range(2):  # a pool that breaks is replaced once; what it held is retried
-            if not pending:
-                break
-            broken: list[int] = []
-            with cf.ProcessPoolExecutor(max_workers=jobs or default_jobs(), mp_context=ctx) as pool:
-                futures = {pool.submit(grade_one, jobs_list[k]): k for k in pending}
-                for fut in cf.as_completed(futures):
-                    k = futures[fut]
-                    a, s = todo[k]
-                    try:
-                        nb = fut.result()["nb"]
-                    except cf.process.BrokenProcessPool as err:
-                        if attempt == 0:
-                            broken.append(k)
-                        else:
-                            finish(a, s, None, f"a grading worker process died ({err})")
-                        continue
-                    except GradingMachineryError as err:
-                        finish(a, s, None, str(err))
-                        continue
-                    except Exception as err:  # noqa: BLE001 - confined to this submission
-                        finish(
-                            a,
-                            s,
-                            None,
-                            f"the grader failed on it ({type(err).__name__}: {clean(str(err))[:300]})",
-                        )
-                        continue
-                    finish(a, s, nb)
-            pending = broken
+        try:
+            for attempt in range(2):  # a pool that breaks is replaced once; what it held is retried
+                broken: list[int] = []
+                with cf.ProcessPoolExecutor(
+                    max_workers=width, mp_context=ctx, initializer=_die_with_parent
+                ) as pool:
+                    running: dict[cf.Future, int] = {}
+                    queue = list(pending)
+                    while queue or running:
+                        while queue and len(running) < width:
+                            k = queue.pop(0)
+                            running[pool.submit(grade_one, jobs_list[k])] = k
+                            bar.start("/".join(reversed(todo[k])))
+                        done, _ = cf.wait(running, timeout=1.0, return_when=cf.FIRST_COMPLETED)
+                        bar.tick()
+                        for fut in done:
+                            k = running.pop(fut)
+                            try:
+                                result = fut.result()
+                            except cf.process.BrokenProcessPool as err:
+                                if attempt == 0:
+                                    broken.append(k)
+                                    bar.running.pop("/".join(reversed(todo[k])), None)
+                                else:
+                                    finish(k, None, f"a grading worker process died ({err})")
+                                continue
+                            except GradingMachineryError as err:
+                                finish(k, None, str(err))
+                                continue
+                            except Exception as err:  # noqa: BLE001 - confined to this submission
+                                why = f"{type(err).__name__}: {clean(str(err))[:300]}"
+                                finish(k, None, f"the grader failed on it ({why})")
+                                continue
+                            finish(k, result)
+                pending = broken
+                if not pending:
+                    break
+        finally:
+            if progress is None:
+                bar.close()
     if db_path.exists():
         os.chmod(db_path, 0o600)
     return results

@@ -305,6 +305,7 @@ def autograde(
     allow_unsandboxed: bool = False,
     jobs: int | None = None,
     timeout: float | None = None,
+    regrade: bool = False,
 ) -> list[GradeResult]:
     """Autograde every submission (or those of ``students``), with a progress bar.
 
@@ -331,7 +332,6 @@ def autograde(
             secret = load_secret()
             api = nbgrader_api(root)
             _ensure_in_gradebook(root, api, sorted({a for a, _ in todo}))
-            progress(0, len(todo), "grading in sandboxes")
             graded = autograde_trusted(
                 root,
                 todo,
@@ -340,10 +340,16 @@ def autograde(
                 jobs=jobs,
                 timeout=timeout,
                 allow_unsandboxed=allow_unsandboxed,
-                progress=progress,
+                regrade=regrade,
+                config=load_config(root),
             )
             return [GradeResult(g.assignment, g.student, g.graded, g.reason) for g in graded]
         api = nbgrader_api(root)
+        if stock:  # benchmarks only: lift the guard that keeps formgrader from stock autograding
+            from nbgrader.converters.autograde import Autograde
+
+            defaults = Autograde.class_traits()["sanitize_preprocessors"].default()
+            api.config.Autograde.sanitize_preprocessors = defaults
         _ensure_in_gradebook(root, api, sorted({a for a, _ in todo}))
         grade_one = grade_one or autograde_submission
         for k, (a, student) in enumerate(todo):
@@ -473,3 +479,73 @@ def _nbgrader_csv(gb: Any, to: Path) -> None:
 def _num(value: Any) -> float | int:
     value = float(value or 0.0)
     return int(value) if value.is_integer() else value
+
+
+# ---------------------------------------------------------------------------------------
+# due dates and hand grading
+# ---------------------------------------------------------------------------------------
+
+
+def set_duedate(root: Path, assignment: str, when: str | None) -> Any:
+    """Set (or, with ``when=None``, remove) an assignment's due date in the gradebook.
+
+    ``when`` is any time nbgrader parses (``2026-12-10 17:00:00 Europe/Paris``, ISO 8601 with
+    an offset, ...; without a zone: UTC). Late penalties follow nbgrader's late-submission
+    plugin (``c.LateSubmissionPlugin.penalty_method`` or ``c.AssignLatePenalties.plugin_class``
+    in nbgrader_config.py) and are applied by ``course autograde`` (``--regrade`` after a change).
+    """
+    from nbgrader.api import Gradebook
+    from nbgrader.utils import parse_utc
+
+    check_assignments([assignment])
+    try:
+        due = parse_utc(when) if when else None
+    except (ValueError, OverflowError) as err:
+        raise SystemExit(
+            f"due date: got {when!r}; expected a date and time such as '2026-12-10 17:00 UTC'"
+        ) from err
+    with inside(root):
+        api = nbgrader_api(root)
+        _ensure_in_gradebook(root, api, [assignment])
+        with Gradebook(api.coursedir.db_url) as gb:
+            gb.update_or_create_assignment(assignment, duedate=due)
+    return due
+
+
+def set_manual_score(
+    root: Path, assignment: str, student: str, grade_id: str, score: float, comment: str | None = None
+) -> tuple[float, float]:
+    """Give the hand-graded answer ``grade_id`` of a submission its score (and a comment).
+
+    Returns ``(score, max_score)``. Refuses a score outside ``[0, max_score]``, an unknown
+    submission or cell, and a cell the autograder grades.
+    """
+    from nbgrader.api import Gradebook, MissingEntry
+
+    check_assignments([assignment])
+    with inside(root):
+        api = nbgrader_api(root)
+        with Gradebook(api.coursedir.db_url) as gb:
+            stem = notebook_name(assignment)
+            try:
+                grade = gb.find_grade(grade_id, stem, assignment, student)
+            except MissingEntry as err:
+                raise SystemExit(
+                    f"no graded cell {grade_id!r} in {student}'s {assignment}: autograde the submission "
+                    "first, and check the names"
+                ) from err
+            if grade.cell.cell_type != "markdown" and grade.auto_score is not None:
+                raise SystemExit(
+                    f"{grade_id} is autograded ({grade.auto_score:g} points); it takes no hand score"
+                )
+            if not 0 <= score <= grade.max_score:
+                raise SystemExit(f"score: got {score:g}; expected a number from 0 to {grade.max_score:g}")
+            grade.manual_score = float(score)
+            grade.needs_manual_grade = False
+            if comment is not None:
+                try:
+                    gb.find_comment(grade_id, stem, assignment, student).manual_comment = comment
+                except MissingEntry:
+                    pass
+            gb.db.commit()
+            return float(score), float(grade.max_score)
