@@ -55,13 +55,15 @@ SUBMISSIONS = {
                 )
             ]
         },
+        # The sandbox has no scipy: the cell that computes same_under_flip with it fails too.
         "fails": [
             "test_correlate2d_valid",
             "test_correlate2d_same_full",
             "test_convolve2d_valid",
             "test_convolve2d_same_full",
+            "test_same_under_flip",
         ],
-        "hint": "must be written by you",
+        "hint": "No module named",
     },
     # 'same' cropped from (kH - 1) // 2: right for odd kernels only.
     "same_centre": {
