@@ -367,6 +367,8 @@ def grade_one(job: dict) -> dict:
     from course.sandbox import SandboxLimits, SandboxUnavailableError
     from course.student_process import Budget, StudentProcess
 
+    if os.environ.get("COURSE_TEST_KILL_WORKER_FOR") == job["student"]:
+        os._exit(70)  # a test hook: the grader worker dies on this student (tests/test_class_run.py)
     skip_iri_grammars()
     spec: Spec = job["spec"]
     rec: Reconstructed = job["rec"]
@@ -667,44 +669,58 @@ def autograde_trusted(
 
         ctx = multiprocessing.get_context("spawn")
         width = jobs or default_jobs()
-        pending = list(range(len(jobs_list)))
+
+        def run_pool(group: list[int], last: bool) -> list[int]:
+            """Grade ``group`` in one pool; return what a broken pool left ungraded (or, if
+            ``last``, report it as not graded)."""
+            broken: list[int] = []
+            with cf.ProcessPoolExecutor(
+                max_workers=min(width, len(group)), mp_context=ctx, initializer=_die_with_parent
+            ) as pool:
+                running: dict[cf.Future, int] = {}
+                queue = list(group)
+                while queue or running:
+                    while queue and len(running) < width:
+                        try:
+                            fut = pool.submit(grade_one, jobs_list[queue[0]])
+                        except cf.process.BrokenProcessPool:
+                            break
+                        k = queue.pop(0)
+                        running[fut] = k
+                        bar.start("/".join(reversed(todo[k])))
+                    if not running:  # the pool is broken: nothing more can be submitted to it
+                        broken += queue
+                        queue = []
+                        break
+                    done, _ = cf.wait(running, timeout=1.0, return_when=cf.FIRST_COMPLETED)
+                    bar.tick()
+                    for fut in done:
+                        k = running.pop(fut)
+                        try:
+                            result = fut.result()
+                        except cf.process.BrokenProcessPool as err:
+                            bar.running.pop("/".join(reversed(todo[k])), None)
+                            if last:
+                                finish(k, None, f"a grading worker process died ({err})")
+                            else:
+                                broken.append(k)
+                            continue
+                        except GradingMachineryError as err:
+                            finish(k, None, str(err))
+                            continue
+                        except Exception as err:  # noqa: BLE001 - confined to this submission
+                            why = f"{type(err).__name__}: {clean(str(err))[:300]}"
+                            finish(k, None, f"the grader failed on it ({why})")
+                            continue
+                        finish(k, result)
+            return broken
+
         try:
-            for attempt in range(2):  # a pool that breaks is replaced once; what it held is retried
-                broken: list[int] = []
-                with cf.ProcessPoolExecutor(
-                    max_workers=width, mp_context=ctx, initializer=_die_with_parent
-                ) as pool:
-                    running: dict[cf.Future, int] = {}
-                    queue = list(pending)
-                    while queue or running:
-                        while queue and len(running) < width:
-                            k = queue.pop(0)
-                            running[pool.submit(grade_one, jobs_list[k])] = k
-                            bar.start("/".join(reversed(todo[k])))
-                        done, _ = cf.wait(running, timeout=1.0, return_when=cf.FIRST_COMPLETED)
-                        bar.tick()
-                        for fut in done:
-                            k = running.pop(fut)
-                            try:
-                                result = fut.result()
-                            except cf.process.BrokenProcessPool as err:
-                                if attempt == 0:
-                                    broken.append(k)
-                                    bar.running.pop("/".join(reversed(todo[k])), None)
-                                else:
-                                    finish(k, None, f"a grading worker process died ({err})")
-                                continue
-                            except GradingMachineryError as err:
-                                finish(k, None, str(err))
-                                continue
-                            except Exception as err:  # noqa: BLE001 - confined to this submission
-                                why = f"{type(err).__name__}: {clean(str(err))[:300]}"
-                                finish(k, None, f"the grader failed on it ({why})")
-                                continue
-                            finish(k, result)
-                pending = broken
-                if not pending:
-                    break
+            # A pool whose worker dies breaks with every submission it held: those are graded
+            # again, each in a pool of its own, so that a worker that dies again costs only
+            # the submission it was grading.
+            for k in run_pool(list(range(len(jobs_list))), last=False):
+                run_pool([k], last=True)
         finally:
             if progress is None:
                 bar.close()
