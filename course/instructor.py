@@ -75,9 +75,12 @@ def release(root: Path, assignments: Sequence[str] | None = None) -> list[Path]:
     test survived. Also records the assignment in the gradebook (needed to autograde), and
     creates the instructor secret of the hidden tests when it is missing (:mod:`course.secret`).
     """
-    from course.secret import ensure_secret
+    from course.secret import SecretError, ensure_secret
 
-    ensure_secret()
+    try:
+        ensure_secret()
+    except SecretError as err:
+        raise SystemExit(f"course release: {err}") from err
     written = []
     with inside(root):
         api = nbgrader_api(root)
