@@ -72,6 +72,19 @@
     return s.replace("-", MINUS);
   }
 
+  /** A kernel weight as shown: a simple fraction (the box kernel's 1/9) or as `fmt`. */
+  function fmtWeight(v) {
+    var text = cellText(v);
+    return text.indexOf("/") > 0 ? text.replace("-", MINUS) : fmt(v);
+  }
+
+  /** Smaller digits for longer numbers, so they fit their cell. */
+  function fitText(cell, text) {
+    cell.textContent = text;
+    cell.classList.toggle("ce-len4", text.length === 4);
+    cell.classList.toggle("ce-len5", text.length >= 5);
+  }
+
   /** Source text of a number for an editable cell (fractions of the box kernel stay 1/9). */
   function cellText(v) {
     if (Number.isInteger(v)) return String(v);
@@ -804,7 +817,7 @@
     this.outputGrids.forEach(function (g, m) {
       Array.prototype.forEach.call(g.children, function (cell, n) {
         var v = out[m][Math.floor(n / geo.out[1])][n % geo.out[1]], index = m * per + n;
-        cell.textContent = fmt(v);
+        fitText(cell, fmt(v));
         cell.setAttribute("data-value", String(v));
         cell.classList.toggle("ce-current", index === st.step);
         cell.classList.toggle("ce-todo", index > st.step);
@@ -825,10 +838,11 @@
         "; 5. the sum is " + where + ".")]));
     var rows = el("div", { className: "ce-products" });
     win.channels.forEach(function (ch, c) {
-      var small = function (values, label) {
+      var small = function (values, label, format) {
         var g = grid(values.length, values[0].length, label, function (i, j) {
-          return el("div", { className: "ce-cell ce-small", text: fmt(values[i][j]) });
+          return el("div", { className: "ce-cell ce-small", text: (format || fmt)(values[i][j]) });
         });
+        g.classList.add("ce-fit");
         g.style.setProperty("--cell", "2.1rem");
         return g;
       };
@@ -837,7 +851,7 @@
         el("div", { className: "ce-map" }, [el("p", { className: "ce-map-title", text: "window" + name }), small(ch.window, "Window" + name)]),
         el("span", { className: "ce-op", "aria-hidden": "true", text: "\u00d7" }),
         el("div", { className: "ce-map" }, [el("p", { className: "ce-map-title", text: (flipped ? "flipped kernel" : "kernel") + name }),
-          small(ch.kernel, (flipped ? "Flipped kernel" : "Kernel") + name)]),
+          small(ch.kernel, (flipped ? "Flipped kernel" : "Kernel") + name, fmtWeight)]),
         el("span", { className: "ce-op", "aria-hidden": "true", text: "=" }),
         el("div", { className: "ce-map" }, [el("p", { className: "ce-map-title", text: "products" + name }), small(ch.products, "Products" + name)]),
       ]));
