@@ -1,25 +1,25 @@
-"""Benchmark conv_lib's convolution paths against scipy and torch, in one process.
+"""Benchmark conv_lib's convolution paths against SciPy and PyTorch, in one process.
 
-Run ``python bench/bench_conv.py`` (or ``make bench``); ``--quick`` for a short run.
-A script, not a test: nothing here is asserted except that every candidate computes
-the reference's answer.
+Run ``python bench/bench_conv.py`` (or ``make bench``); ``--quick`` for a short run,
+``--only 2d|layers|growth`` for one part. A script, not a test: nothing here is
+asserted except that every candidate computes the reference's answer.
 
+* NCHW layers in float32 (torch's usual precision): forward against
+  ``torch.nn.functional.conv2d`` and backward (grad_x, grad_w, grad_b) against torch
+  autograd, for (8,64,56,56)->64 3x3 pad 1, (8,128,28,28)->128 3x3 pad 1 and
+  (1,3,224,224)->64 7x7 stride 2 pad 3.
 * 2-D: ``correlate2d(image, kernel, mode="same")`` in float64 on 512x512 and
   2048x2048 images with 3x3, 7x7 and 31x31 kernels, against scipy.signal.correlate2d,
-  scipy.signal.fftconvolve (flipped kernel) and scipy.ndimage.correlate (zero fill):
-  all four compute exactly the same array for these odd kernels (checked).
-* NCHW layers in float32 (torch's usual precision): forward against
-  torch.nn.functional.conv2d, and backward (grad_x, grad_w, grad_b) against torch
-  autograd, for each layer.
+  scipy.signal.fftconvolve (flipped kernel) and scipy.ndimage.correlate (zero fill).
+* Growth: time against image side (64-1024), channels (16-256) and kernel size (3-11)
+  for each method, with the exponent fitted on a log-log scale.
 
-Timing: the candidates of one case are run in interleaved rounds (A, B, C, A, B, C,
-... with the order rotated every round, 20 ms apart), so that load from other
-processes hits all of them alike; a candidate whose time so far exceeds the per-candidate budget drops
-out of later rounds. For every case: the median and the minimum time of each
-implementation, the ratio of medians to the fastest reference (time / reference
-time; < 1 means faster) and GFLOP/s counted as ``2 * multiply-adds of the direct
-algorithm`` (so FFT paths can exceed the peak), also as a percentage of the machine's
-peak (a large float32 matmul, measured first; float64 peak is about half).
+Timing (:func:`conv_lib.timing.block_times`): each candidate is timed over a block of
+back-to-back calls (about 0.25 s) after a 0.2 s pause; blocks alternate between the
+candidates (order rotated every round) and the median of 7 rounds is reported. A single
+call timed after a pause measures torch's thread wake-up rather than its throughput
+(its OpenMP threads sleep after a few ms without work); back-to-back calls without a
+pause let one library's spinning threads take a core from the next.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import argparse
 import os
 import statistics
 import sys
-import time
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,63 +41,41 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from conv_lib import choose_method, conv2d, conv2d_backward, correlate2d  # noqa: E402
+from conv_lib.timing import block_times  # noqa: E402
 
 PEAK = {"gflops": float("nan")}
+SETTINGS = {"rounds": 7, "block": 0.25}
+SUMMARY: list[dict] = []
 
 
-# Pause between two timed calls. torch's OpenMP threads keep spinning for a few ms
-# after each call (libgomp's default spin before sleeping) and take both cores from
-# whatever runs next: without a pause the candidate that follows torch is ~5 ms slower.
-GAP_S = 0.02
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} / {five:.2f} / {fifteen:.2f} (1 / 5 / 15 min) on {os.cpu_count()} CPUs"
 
 
-def interleaved_times(
-    cands: dict[str, Callable[[], object]], repeats: int, budget_s: float = 15.0
-) -> dict[str, list[float]]:
-    """Wall times of every candidate, measured in interleaved rounds after one warm-up
-    call each; the order is rotated every round and calls are separated by
-    :data:`GAP_S`. A candidate stops once its total time exceeds ``budget_s`` (it
-    keeps at least one measurement)."""
-    names = list(cands)
-    for fn in cands.values():
-        fn()
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for rnd in range(repeats):
-        order = names[rnd % len(names) :] + names[: rnd % len(names)]
-        for name in order:
-            if times[name] and sum(times[name]) > budget_s:
-                continue
-            time.sleep(GAP_S)
-            start = time.perf_counter()
-            cands[name]()
-            times[name].append(time.perf_counter() - start)
-    return times
+def times_of(cands: dict[str, Callable[[], object]], rounds: int | None = None) -> dict[str, float]:
+    """Median seconds per call of each candidate (block method)."""
+    raw = block_times(cands, rounds=rounds or SETTINGS["rounds"], block_seconds=SETTINGS["block"])
+    return {name: statistics.median(t) for name, t in raw.items()}
 
 
-def peak_gflops(quick: bool) -> float:
-    n = 2048 if quick else 4096
+def peak_gflops() -> float:
+    n = 4096
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n), dtype=np.float32)
     b = rng.standard_normal((n, n), dtype=np.float32)
-    times = interleaved_times({"matmul": lambda: a @ b}, 5)["matmul"]
-    return 2 * n**3 / min(times) / 1e9
+    t = times_of({"matmul": lambda: a @ b}, rounds=5)["matmul"]
+    return 2 * n**3 / t / 1e9
 
 
-def report(title: str, flops: float, times: dict[str, list[float]], references: list[str]) -> None:
-    med = {name: statistics.median(t) for name, t in times.items()}
-    best_ref = min(med[r] for r in references if r in med)
-    print(f"\n{title}")
-    print(
-        f"  {'implementation':38s} {'median ms':>10s} {'min ms':>9s} {'x fastest ref':>14s}"
-        f" {'GFLOP/s':>9s} {'% peak':>7s}"
-    )
-    for name, t in med.items():
-        mark = " (ref)" if name in references else ""
-        gflops = flops / t / 1e9
-        print(
-            f"  {name + mark:38s} {t * 1e3:10.2f} {min(times[name]) * 1e3:9.2f} {t / best_ref:14.2f}"
-            f" {gflops:9.1f} {100 * gflops / PEAK['gflops']:7.1f}"
-        )
+def traced_peak_mib(fn: Callable[[], object]) -> float:
+    """Largest memory NumPy allocated during one call (tracemalloc), in MiB."""
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
 
 
 def check(name: str, got, want, rtol: float) -> None:
@@ -109,40 +87,20 @@ def check(name: str, got, want, rtol: float) -> None:
         assert err <= rtol * np.abs(w).max(), (name, err)
 
 
-# ----------------------------------------------------------------------------------
-# 2-D
-# ----------------------------------------------------------------------------------
-def bench_2d(sizes, kernels, repeats: int) -> None:
-    rng = np.random.default_rng(1)
-    for n in sizes:
-        image = rng.standard_normal((n, n))
-        for k in kernels:
-            bench_2d_case(image, rng.standard_normal((k, k)), repeats)
-
-
-def bench_2d_case(image: np.ndarray, kernel: np.ndarray, repeats: int) -> None:
-    n, k = image.shape[0], kernel.shape[0]
-    flops = 2.0 * k * k * n * n
-    cands: dict[str, Callable[[], np.ndarray]] = {
-        "scipy.ndimage.correlate": lambda: scipy.ndimage.correlate(image, kernel, mode="constant"),
-        "scipy.signal.fftconvolve": lambda: scipy.signal.fftconvolve(image, kernel[::-1, ::-1], "same"),
-    }
-    if k * k * n * n <= 49 * 512 * 512:  # correlate2d takes seconds beyond this
-        cands["scipy.signal.correlate2d"] = lambda: scipy.signal.correlate2d(image, kernel, "same")
-    refs = list(cands)
-    auto = choose_method(image.shape, kernel.shape)
-    cands[f"conv_lib auto ({auto})"] = lambda: correlate2d(image, kernel, "same")
-    for method in ("direct", "im2col", "fft"):
-        if method == "im2col" and k * k * n * n > 49 * 2048 * 2048:
-            continue  # ~1 min; the point is made by smaller cases
-        if method == "direct" and k * k * n * n > 961 * 512 * 512:
-            continue
-        cands[f"conv_lib {method}"] = lambda m=method: correlate2d(image, kernel, "same", m)
-    want = cands["scipy.ndimage.correlate"]()
-    for name, fn in cands.items():
-        check(name, fn(), want, 1e-8)
-    times = interleaved_times(cands, repeats)
-    report(f"2-D correlate 'same' float64: image {n}x{n}, kernel {k}x{k}", flops, times, refs)
+def report_layer(title: str, flops: float, med: dict[str, float], ref: str, memory: dict[str, float]) -> None:
+    print(f"\n{title}")
+    print(
+        f"  {'implementation':36s} {'median ms':>10s} {'x torch':>8s} {'GFLOP/s':>8s} {'% peak':>7s}"
+        f" {'peak MiB':>9s}"
+    )
+    for name, t in med.items():
+        gflops = flops / t / 1e9
+        mem = memory.get(name)
+        mem_text = f"{mem:9.1f}" if mem is not None else f"{'-':>9s}"
+        print(
+            f"  {name:36s} {t * 1e3:10.2f} {med[ref] / t:8.2f} {gflops:8.1f}"
+            f" {100 * gflops / PEAK['gflops']:7.1f} {mem_text}"
+        )
 
 
 # ----------------------------------------------------------------------------------
@@ -153,36 +111,53 @@ LAYERS = [
     ("(8,128,28,28) -> 128, 3x3, pad 1", (8, 128, 28, 28), (128, 128, 3, 3), dict(stride=1, padding=1)),
     ("(1,3,224,224) -> 64, 7x7, stride 2, pad 3", (1, 3, 224, 224), (64, 3, 7, 7), dict(stride=2, padding=3)),
 ]
+TARGETS = {"forward": (1.0, 1.0, 0.8), "backward": (0.8, 0.8, 0.8)}
 
 
-def bench_layers(repeats: int) -> None:
+def layer_methods(w_shape, kwargs) -> list[str]:
+    methods = ["im2col", "direct", "fft"]
+    if w_shape[2:] == (3, 3) and kwargs["stride"] == 1:
+        methods.insert(0, "winograd")
+    return methods
+
+
+def bench_layers() -> None:
     rng = np.random.default_rng(2)
-    for title, x_shape, w_shape, kwargs in LAYERS:
+    for index, (title, x_shape, w_shape, kwargs) in enumerate(LAYERS):
         x = rng.standard_normal(x_shape, dtype=np.float32)
         w = rng.standard_normal(w_shape, dtype=np.float32)
         b = rng.standard_normal(w_shape[0], dtype=np.float32)
-        flops = bench_layer(title, x, w, b, kwargs, repeats)
-        bench_backward(title, x, w, b, kwargs, flops, repeats)
+        fwd, flops = bench_forward(title, x, w, b, kwargs)
+        bwd = bench_backward(title, x, w, b, kwargs, flops)
+        SUMMARY.append(dict(layer=title, index=index, forward=fwd, backward=bwd))
 
 
-def bench_layer(title, x, w, b, kwargs, repeats: int) -> float:
+def bench_forward(title, x, w, b, kwargs):
     xt, wt, bt = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b)
     ref = F.conv2d(xt, wt, bt, **kwargs).numpy()
-    out_h, out_w = ref.shape[2:]
-    flops = 2.0 * x.shape[0] * np.prod(w.shape) * out_h * out_w
-    cands = {"torch.nn.functional.conv2d": lambda: F.conv2d(xt, wt, bt, **kwargs)}
-    auto = choose_method(x.shape, w.shape, kwargs["stride"])
-    cands[f"conv_lib auto ({auto})"] = lambda: conv2d(x, w, b, **kwargs)
-    for method in ("im2col", "direct", "fft"):
+    flops = 2.0 * x.shape[0] * np.prod(w.shape) * ref.shape[2] * ref.shape[3]
+    torch_name = "torch.nn.functional.conv2d"
+    auto = choose_method(x.shape, w.shape, kwargs["stride"], dtype=x.dtype)
+    auto_name = f"conv_lib auto ({auto})"
+    cands = {torch_name: lambda: F.conv2d(xt, wt, bt, **kwargs), auto_name: lambda: conv2d(x, w, b, **kwargs)}
+    for method in layer_methods(w.shape, kwargs):
         cands[f"conv_lib {method}"] = lambda m=method: conv2d(x, w, b, method=m, **kwargs)
     for name, fn in cands.items():
         check(name, fn(), ref, 1e-4)
-    times = interleaved_times(cands, repeats)
-    report(f"conv2d forward float32: {title}", flops, times, ["torch.nn.functional.conv2d"])
-    return flops
+    slow = {name for name in cands if "direct" in name or "fft" in name}
+    med = times_of({k: v for k, v in cands.items() if k not in slow})
+    med.update(times_of({k: v for k, v in cands.items() if k in slow}, rounds=3))
+    memory = {name: traced_peak_mib(fn) for name, fn in cands.items() if name != torch_name}
+    report_layer(f"conv2d forward float32: {title}", flops, med, torch_name, memory)
+    return dict(
+        ratio=med[torch_name] / med[auto_name],
+        auto=auto,
+        memory=memory[auto_name],
+        best=max((med[torch_name] / t, n) for n, t in med.items() if n != torch_name),
+    ), flops
 
 
-def bench_backward(title, x, w, b, kwargs, forward_flops, repeats: int) -> None:
+def bench_backward(title, x, w, b, kwargs, forward_flops):
     rng = np.random.default_rng(3)
     xt = torch.from_numpy(x).requires_grad_(True)
     wt = torch.from_numpy(w).requires_grad_(True)
@@ -195,40 +170,179 @@ def bench_backward(title, x, w, b, kwargs, forward_flops, repeats: int) -> None:
         return torch.autograd.grad(out, (xt, wt, bt), gt, retain_graph=True)
 
     want = [t.numpy() for t in torch_backward()]
-    cands = {
-        "torch autograd backward": torch_backward,
-        "conv_lib conv2d_backward (auto)": lambda: conv2d_backward(g, x, w, **kwargs),
-        "conv_lib conv2d_backward (direct)": lambda: conv2d_backward(g, x, w, method="direct", **kwargs),
-    }
+    torch_name = "torch autograd backward"
+    auto = choose_method(x.shape, w.shape, kwargs["stride"], dtype=x.dtype)
+    auto_name = f"conv_lib conv2d_backward auto ({'winograd' if auto == 'winograd' else 'im2col'})"
+    cands = {torch_name: torch_backward, auto_name: lambda: conv2d_backward(g, x, w, **kwargs)}
+    for method in layer_methods(w.shape, kwargs)[:-2]:  # direct and fft: see the forward
+        cands[f"conv_lib conv2d_backward {method}"] = lambda m=method: conv2d_backward(
+            g, x, w, method=m, **kwargs
+        )
     for name, fn in list(cands.items())[1:]:
         check(name, fn(), want, 1e-4)
-    times = interleaved_times(cands, repeats)
-    report(
+    med = times_of(cands)
+    memory = {name: traced_peak_mib(fn) for name, fn in cands.items() if name != torch_name}
+    report_layer(
         f"conv2d backward (grad_x + grad_w + grad_b) float32: {title}",
         2 * forward_flops,
-        times,
-        ["torch autograd backward"],
+        med,
+        torch_name,
+        memory,
+    )
+    return dict(ratio=med[torch_name] / med[auto_name], memory=memory[auto_name])
+
+
+def print_summary() -> None:
+    if not SUMMARY:
+        return
+    print("\nSummary: throughput of conv_lib's auto path as a multiple of torch's (> 1 = faster)")
+    print(
+        f"  {'layer':44s} {'forward':>8s} {'target':>7s} {'backward':>9s} {'target':>7s}  auto path, peak MiB"
+    )
+    for row in SUMMARY:
+        i = row["index"]
+        fwd, bwd = row["forward"], row["backward"]
+        ft, bt = TARGETS["forward"][i], TARGETS["backward"][i]
+        targets = f"{'>=' + str(ft):>7s} {bwd['ratio']:8.2f}x {'>=' + str(bt):>7s}"
+        print(
+            f"  {row['layer']:44s} {fwd['ratio']:7.2f}x {targets}"
+            f"  {fwd['auto']}, {fwd['memory']:.1f} fwd / {bwd['memory']:.1f} bwd"
+            f"  [{'met' if fwd['ratio'] >= ft else 'MISSED'} / {'met' if bwd['ratio'] >= bt else 'MISSED'}]"
+        )
+
+
+# ----------------------------------------------------------------------------------
+# 2-D
+# ----------------------------------------------------------------------------------
+def bench_2d(sizes, kernels) -> None:
+    rng = np.random.default_rng(1)
+    for n in sizes:
+        image = rng.standard_normal((n, n))
+        for k in kernels:
+            bench_2d_case(image, rng.standard_normal((k, k)))
+
+
+def bench_2d_case(image: np.ndarray, kernel: np.ndarray) -> None:
+    n, k = image.shape[0], kernel.shape[0]
+    flops = 2.0 * k * k * n * n
+    cands: dict[str, Callable[[], np.ndarray]] = {
+        "scipy.ndimage.correlate": lambda: scipy.ndimage.correlate(image, kernel, mode="constant"),
+        "scipy.signal.fftconvolve": lambda: scipy.signal.fftconvolve(image, kernel[::-1, ::-1], "same"),
+    }
+    if k * k * n * n <= 49 * 512 * 512:  # correlate2d takes seconds beyond this
+        cands["scipy.signal.correlate2d"] = lambda: scipy.signal.correlate2d(image, kernel, "same")
+    if k * k * n * n > 49 * 2048 * 2048:  # ndimage takes seconds beyond this
+        cands.pop("scipy.ndimage.correlate")
+    refs = list(cands)
+    auto = choose_method(image.shape, kernel.shape)
+    cands[f"conv_lib auto ({auto})"] = lambda: correlate2d(image, kernel, "same")
+    for method in ("direct", "im2col", "fft"):
+        if method != "fft" and k * k * n * n > 49 * 2048 * 2048:
+            continue
+        cands[f"conv_lib {method}"] = lambda m=method: correlate2d(image, kernel, "same", m)
+    want = scipy.signal.fftconvolve(image, kernel[::-1, ::-1], "same")
+    for name, fn in cands.items():
+        check(name, fn(), want, 1e-8)
+    med = times_of(cands, rounds=5)
+    best_ref = min(med[r] for r in refs)
+    print(f"\n2-D correlate 'same' float64: image {n}x{n}, kernel {k}x{k}")
+    print(f"  {'implementation':36s} {'median ms':>10s} {'x best scipy time':>18s} {'GFLOP/s':>8s}")
+    for name, t in med.items():
+        mark = " (ref)" if name in refs else ""
+        print(f"  {name + mark:36s} {t * 1e3:10.2f} {t / best_ref:18.2f} {flops / t / 1e9:8.1f}")
+
+
+# ----------------------------------------------------------------------------------
+# growth
+# ----------------------------------------------------------------------------------
+def fitted_exponent(sizes, seconds) -> float:
+    """Slope of log(time) against log(size): time ~ size**slope."""
+    return float(np.polyfit(np.log(sizes), np.log(seconds), 1)[0])
+
+
+def sweep(title: str, sizes, make, methods, max_call_s: float = 0.5) -> None:
+    """Time ``conv2d`` for each method and torch over ``sizes``; ``make(size)`` gives
+    ``(x, w, kwargs)``. A method is dropped at larger sizes once a call exceeds ``max_call_s``."""
+    print(f"\nGrowth: {title} (float32, ms per call; exponent: time ~ size**p)")
+    names = ["torch"] + [m for m in methods]
+    table: dict[str, dict[int, float]] = {name: {} for name in names}
+    dropped: set[str] = set()
+    for size in sizes:
+        x, w, kwargs = make(size)
+        xt, wt = torch.from_numpy(x), torch.from_numpy(w)
+        cands: dict[str, Callable[[], object]] = {
+            "torch": lambda xt=xt, wt=wt, kw=kwargs: F.conv2d(xt, wt, **kw)
+        }
+        for m in methods:
+            if m in dropped or (m == "winograd" and w.shape[2:] != (3, 3)):
+                continue
+            cands[m] = lambda m=m, x=x, w=w, kw=kwargs: conv2d(x, w, method=m, **kw)
+        med = times_of(cands, rounds=3)
+        for name, t in med.items():
+            table[name][size] = t
+            if t > max_call_s:
+                dropped.add(name)
+    print(f"  {'method':10s}" + "".join(f"{s:>9d}" for s in sizes) + f"{'exponent':>10s}")
+    for name in names:
+        row = table[name]
+        cells = "".join(f"{row[s] * 1e3:9.2f}" if s in row else f"{'-':>9s}" for s in sizes)
+        exp = fitted_exponent(list(row), list(row.values())) if len(row) >= 3 else float("nan")
+        print(f"  {name:10s}{cells}{exp:10.2f}")
+
+
+def bench_growth(quick: bool) -> None:
+    rng = np.random.default_rng(4)
+
+    def layer(n, c, o, side, k):
+        x = rng.standard_normal((n, c, side, side), dtype=np.float32)
+        w = rng.standard_normal((o, c, k, k), dtype=np.float32)
+        return x, w, dict(padding=k // 2)
+
+    sides = [64, 128, 256] if quick else [64, 128, 256, 512, 1024]
+    sweep(
+        "image side, (1,16,s,s) -> 16, 3x3 pad 1",
+        sides,
+        lambda s: layer(1, 16, 16, s, 3),
+        ["winograd", "im2col", "direct", "fft"],
+    )
+    chans = [16, 32, 64] if quick else [16, 32, 64, 128, 256]
+    sweep(
+        "channels, (1,c,64,64) -> c, 3x3 pad 1",
+        chans,
+        lambda c: layer(1, c, c, 64, 3),
+        ["winograd", "im2col", "direct", "fft"],
+    )
+    ks = [3, 5, 7] if quick else [3, 5, 7, 9, 11]
+    sweep(
+        "kernel size, (1,16,128,128) -> 16, kxk pad k//2",
+        ks,
+        lambda k: layer(1, 16, 16, 128, k),
+        ["im2col", "direct", "fft"],
     )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller 2-D cases, fewer repeats")
-    parser.add_argument("--only", choices=["2d", "layers"], help="run one part only")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds and sizes")
+    parser.add_argument("--only", choices=["2d", "layers", "growth"], help="run one part only")
     args = parser.parse_args(argv)
-    repeats = 5 if args.quick else 15
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    if args.quick:
+        SETTINGS.update(rounds=3, block=0.15)
     print(f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads)")
-    print(f"load average at start: {load:.2f} on {os.cpu_count()} CPUs")
-    PEAK["gflops"] = peak_gflops(args.quick)
-    print(f"peak float32 matmul: {PEAK['gflops']:.1f} GFLOP/s")
-    if args.only != "layers":
-        sizes = [512] if args.quick else [512, 2048]
-        bench_2d(sizes, [3, 7, 31], repeats)
-    if args.only != "2d":
-        bench_layers(repeats)
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"\nload average at end: {load:.2f}")
+    if os.environ.get("OPENBLAS_CORETYPE"):
+        print(f"OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']} (slows OpenBLAS; see bench/README.md)")
+    print(f"load average at start: {load()}")
+    PEAK["gflops"] = peak_gflops()
+    print(f"GEMM peak (4096x4096 float32 matmul, block median): {PEAK['gflops']:.1f} GFLOP/s")
+    if args.only in (None, "layers"):
+        bench_layers()
+        print_summary()
+        print(f"load average after the layers: {load()}")
+    if args.only in (None, "2d"):
+        bench_2d([512] if args.quick else [512, 2048], [3, 7, 31])
+    if args.only in (None, "growth"):
+        bench_growth(args.quick)
+    print(f"\nload average at end: {load()}")
 
 
 if __name__ == "__main__":

@@ -79,7 +79,7 @@ from conv_lib.winograd import winograd_1d, winograd_matrices  # noqa: F401
 # --- end section lib-nchw ---
 
 # --- section: chapters' additions (owner: book helpers) ---
-from conv_lib.timing import median_time  # noqa: F401
+from conv_lib.timing import block_times, median_time  # noqa: F401
 # isort: split
 # why-convolution chapters (advantages, disadvantages, applications)
 from conv_lib.features import (  # noqa: F401

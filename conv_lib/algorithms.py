@@ -810,8 +810,10 @@ def _to_phases(x: np.ndarray, pads: Pads, stride: tuple[int, int], plan: _FlatPl
 
 
 def _flat_chunks(n: int, plan: _FlatPlan, col_bytes_per_position: int, itemsize: int):
-    """Chunks ``(n0, n1, y0, y1)`` whose column matrix stays within the limit."""
-    return _chunks(n, plan.ho, col_bytes_per_position * plan.wq, _flat_limit(itemsize))
+    """Chunks ``(n0, n1, y0, y1)`` whose column matrix stays within the limit (each
+    thread holds one chunk at a time, so the limit is shared out over the threads)."""
+    limit = max(1, _flat_limit(itemsize) // _workers())
+    return list(_chunks(n, plan.ho, col_bytes_per_position * plan.wq, limit))
 
 
 def _fill_flat_cols(cols, ph, n0, n1, y0, y1, plan, groups) -> None:
@@ -832,7 +834,8 @@ def _weight_matrix(w: np.ndarray, groups: int) -> np.ndarray:
 
 
 def _corr_flat(x, pads, w, stride, dilation, groups):
-    """Cross-correlation of ``x (N, C, H, W)`` zero-padded by ``pads`` with ``w``."""
+    """Cross-correlation of ``x (N, C, H, W)`` zero-padded by ``pads`` with ``w``.
+    Chunks of output rows run on conv_lib's threads (:func:`run_chunks`)."""
     n, c, h, wd = x.shape
     o, cg, kh, kw = w.shape
     plan = _FlatPlan(h + sum(pads[0]), wd + sum(pads[1]), (kh, kw), stride, dilation)
@@ -842,17 +845,19 @@ def _corr_flat(x, pads, w, stride, dilation, groups):
     wm = _weight_matrix(w, groups)
     ho, wo, wq = plan.ho, plan.wo, plan.wq
     out = np.empty((n, o, ho, wo), dtype=x.dtype)
-    chunks = list(_flat_chunks(n, plan, taps * c * x.itemsize, x.itemsize))
-    most = max((n1 - n0) * (y1 - y0) * wq for n0, n1, y0, y1 in chunks)
-    cols_buf = np.empty(groups * kk * most, dtype=x.dtype)  # reused: no page faults per chunk
-    res_buf = np.empty(o * most, dtype=x.dtype)
-    for n0, n1, y0, y1 in chunks:
-        m, r = n1 - n0, y1 - y0
-        cols = cols_buf[: groups * kk * m * r * wq].reshape(groups, taps, cg, m, r * wq)
-        _fill_flat_cols(cols, ph, n0, n1, y0, y1, plan, groups)
-        res = res_buf[: o * m * r * wq].reshape(groups, o // groups, m * r * wq)
-        np.matmul(wm, cols.reshape(groups, kk, m * r * wq), out=res)
-        out[n0:n1, :, y0:y1] = res.reshape(o, m, r, wq)[..., :wo].transpose(1, 0, 2, 3)
+    chunks = _flat_chunks(n, plan, taps * c * x.itemsize, x.itemsize)
+
+    def work(k0: int, k1: int) -> None:
+        ws = Workspace(x.dtype)
+        for n0, n1, y0, y1 in chunks[k0:k1]:
+            m, r = n1 - n0, y1 - y0
+            cols = ws.get("cols", (groups, taps, cg, m, r * wq))
+            _fill_flat_cols(cols, ph, n0, n1, y0, y1, plan, groups)
+            res = ws.get("res", (groups, o // groups, m * r * wq))
+            np.matmul(wm, cols.reshape(groups, kk, m * r * wq), out=res)
+            out[n0:n1, :, y0:y1] = res.reshape(o, m, r, wq)[..., :wo].transpose(1, 0, 2, 3)
+
+    run_chunks(work, len(chunks))
     return out
 
 
@@ -860,7 +865,7 @@ def _grad_weight_flat(g, x, pads, w_shape, stride, dilation, groups):
     """``grad_w[o, c, i, j] = sum g[n, o, y, x] * x_pad[n, c, s*y + d*i, s*x + d*j]``:
     one GEMM ``grad (O, positions) @ cols.T (positions, taps*C)`` per chunk, on the
     flat grid (grad_out is zero-extended to Wq columns, so the garbage columns of the
-    column matrix are multiplied by zero)."""
+    column matrix are multiplied by zero); chunks run on conv_lib's threads."""
     n, c, h, wd = x.shape
     o, cg, kh, kw = w_shape
     plan = _FlatPlan(h + sum(pads[0]), wd + sum(pads[1]), (kh, kw), stride, dilation)
@@ -868,21 +873,24 @@ def _grad_weight_flat(g, x, pads, w_shape, stride, dilation, groups):
     taps, og = kh * kw, o // groups
     kk = taps * cg
     wo, wq = plan.wo, plan.wq
-    gw = np.zeros((groups, og, kk), dtype=x.dtype)
-    chunks = list(_flat_chunks(n, plan, taps * c * x.itemsize, x.itemsize))
-    most = max((n1 - n0) * (y1 - y0) * wq for n0, n1, y0, y1 in chunks)
-    cols_buf = np.empty(groups * kk * most, dtype=x.dtype)  # reused: no page faults per chunk
-    gg_buf = np.empty(o * most, dtype=x.dtype)
-    for n0, n1, y0, y1 in chunks:
-        m, r = n1 - n0, y1 - y0
-        cols = cols_buf[: groups * kk * m * r * wq].reshape(groups, taps, cg, m, r * wq)
-        _fill_flat_cols(cols, ph, n0, n1, y0, y1, plan, groups)
-        gg = gg_buf[: o * m * r * wq].reshape(o, m, r, wq)
-        gg[..., :wo] = g[n0:n1, :, y0:y1].transpose(1, 0, 2, 3)
-        gg[..., wo:] = 0  # the garbage columns of cols must meet zeros
-        gw += np.matmul(
-            gg.reshape(groups, og, m * r * wq), cols.reshape(groups, kk, m * r * wq).transpose(0, 2, 1)
-        )
+    chunks = _flat_chunks(n, plan, taps * c * x.itemsize, x.itemsize)
+
+    def work(k0: int, k1: int) -> np.ndarray:
+        ws = Workspace(x.dtype)
+        gw = np.zeros((groups, og, kk), dtype=x.dtype)
+        for n0, n1, y0, y1 in chunks[k0:k1]:
+            m, r = n1 - n0, y1 - y0
+            cols = ws.get("cols", (groups, taps, cg, m, r * wq))
+            _fill_flat_cols(cols, ph, n0, n1, y0, y1, plan, groups)
+            gg = ws.get("grad", (o, m, r, wq))
+            gg[..., :wo] = g[n0:n1, :, y0:y1].transpose(1, 0, 2, 3)
+            gg[..., wo:] = 0  # the garbage columns of cols must meet zeros
+            gw += np.matmul(
+                gg.reshape(groups, og, m * r * wq), cols.reshape(groups, kk, m * r * wq).transpose(0, 2, 1)
+            )
+        return gw
+
+    gw = sum(run_chunks(work, len(chunks)))
     return np.ascontiguousarray(gw.reshape(groups, og, taps, cg).transpose(0, 1, 3, 2)).reshape(w_shape)
 
 

@@ -248,7 +248,8 @@ def _chunks(n: int, plan: _TilePlan, elements_per_tile: int, itemsize: int, budg
         for n0 in range(0, n, step):
             yield n0, min(n, n0 + step), 0, plan.th
         return
-    band = max(1, limit // per_row)
+    bands = -(-plan.th // max(1, limit // per_row))
+    band = -(-plan.th // bands)  # equal bands: no small remainder chunk
     for n0 in range(n):
         for t0 in range(0, plan.th, band):
             yield n0, n0 + 1, t0, min(plan.th, t0 + band)
