@@ -5,8 +5,10 @@
 permutation (drawn from :func:`~course.grading.context.hidden_rng`, so it differs per
 student and cannot be known in advance), then calls their ``predict`` on the test
 digits, whose labels never leave the grader. A hard-coded model or a lookup table of the
-public digits therefore scores about chance. The trained parameters are kept in the
-grading context's cache, so several accuracy cells train once.
+public digits therefore scores 0 (the renaming moves every class); code that learns the
+renaming from the training labels it is given is not stopped (that is training, helped by
+public knowledge: see README's threat model). The accuracy is kept in the grading
+context's cache, so several accuracy cells train once.
 
 :func:`check_validation_accuracy` is the visible (local) version: it trains on part of the
 training digits and measures on the rest, without renaming.
