@@ -326,3 +326,38 @@ def test_validation_accuracy_runs_anywhere(capsys: pytest.CaptureFixture[str]) -
         check_validation_accuracy(ns["train"], constant, 0.85)
     with pytest.raises(ValueError, match=r"min_accuracy: got 85; expected a number in \(0, 1\]"):
         check_validation_accuracy(ns["train"], ns["predict"], 85)
+
+
+def test_every_student_gets_cases_that_reveal_the_known_bugs() -> None:
+    """Hidden cases are random per student, but each student's set still tells every known
+    output-size formula apart and has strided windows that do not fit exactly."""
+    from course.grading import diagnoses as D
+
+    for k in range(30):
+        with grading_context(SECRET, f"student-{k}", "01_convolution_by_hand"):
+            specs = [
+                tuple(c.params[p] for p in ("n", "kernel", "stride", "padding", "dilation"))
+                for c in C.output_size_cases(True, [f for f, _ in D.OUTPUT_SIZE_BUGS])
+            ]
+            for c in C.signal_cases("convolve2d", ("same", "full"), True):
+                assert min(c.params["image"].shape) >= max(c.params["kernel"].shape)
+        right = [cl.output_size(*s) for s in specs]
+        assert all(r >= 1 for r in right)
+        for f, hint in D.OUTPUT_SIZE_BUGS:
+            assert [f(*s) for s in specs] != right, hint
+        with grading_context(SECRET, f"student-{k}", "02_convolution_layers"):
+            cases = C.conv_cases("stride_padding", True)
+        assert any(
+            C.span_out(
+                p["x"].shape[2], p["weight"].shape[2], C.pair(p["stride"])[0], C.pair(p["padding"])[0], 1
+            )
+            != C.span_out(
+                p["x"].shape[2],
+                p["weight"].shape[2],
+                C.pair(p["stride"])[0],
+                C.pair(p["padding"])[0],
+                1,
+                True,
+            )
+            for p in (c.params for c in cases)
+        )
