@@ -35,8 +35,12 @@ def load_config(root: Path) -> Any:
     return PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
 
 
-def nbgrader_api(root: Path) -> Any:
-    """An in-process nbgrader API for the course at ``root`` (call inside :func:`inside`)."""
+def nbgrader_api(root: Path, exchange: Path | str | None = None) -> Any:
+    """An in-process nbgrader API for the course at ``root`` (call inside :func:`inside`).
+
+    ``exchange``: the exchange folder to use instead of ``c.Exchange.root`` of the course's
+    configuration (``python -m course --exchange PATH``).
+    """
     import logging
     import warnings
 
@@ -52,7 +56,10 @@ def nbgrader_api(root: Path) -> Any:
     bindir = str(Path(sys.executable).parent)
     if bindir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
-    api = NbGraderAPI(config=load_config(root))
+    config = load_config(root)
+    if exchange:
+        config.Exchange.root = str(Path(exchange).resolve())
+    api = NbGraderAPI(config=config)
     api.log.setLevel(logging.ERROR)
     return api
 
@@ -67,13 +74,23 @@ def _fail(what: str, result: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------------------------
 
 
-def release(root: Path, assignments: Sequence[str] | None = None) -> list[Path]:
+def release(
+    root: Path,
+    assignments: Sequence[str] | None = None,
+    *,
+    publish: bool = False,
+    exchange: Path | str | None = None,
+) -> list[Path]:
     """Generate ``exercises/<a>/<notebook>.ipynb`` from ``solutions/<a>/`` for each assignment.
 
     Refuses a source folder holding anything but its notebook (nbgrader would copy it to
     students), strips private notebook metadata, and checks that no solution or hidden
     test survived. Also records the assignment in the gradebook (needed to autograde), and
     creates the instructor secret of the hidden tests when it is missing (:mod:`course.secret`).
+
+    ``publish``: also publish each release to nbgrader's exchange (``nbgrader
+    release_assignment``, replacing an earlier release) for students to fetch; ``exchange``
+    names the exchange folder instead of the configuration's (see :func:`nbgrader_api`).
     """
     from course.secret import SecretError, ensure_secret
 
@@ -81,9 +98,10 @@ def release(root: Path, assignments: Sequence[str] | None = None) -> list[Path]:
         ensure_secret()
     except SecretError as err:
         raise SystemExit(f"course release: {err}") from err
+    exchange = Path(exchange).resolve() if exchange else None  # before changing folders
     written = []
     with inside(root):
-        api = nbgrader_api(root)
+        api = nbgrader_api(root, exchange)
         for a in check_assignments(list(assignments or [])):
             src = root / SOURCE / a
             expected = f"{notebook_name(a)}.ipynb"
@@ -102,7 +120,23 @@ def release(root: Path, assignments: Sequence[str] | None = None) -> list[Path]:
             out = root / RELEASE / a / expected
             _clean_release(out)
             written.append(out)
+            if publish:
+                _publish(api, a)
     return written
+
+
+def _publish(api: Any, assignment: str) -> None:
+    """``nbgrader release_assignment`` of ``exercises/<assignment>/``, replacing an earlier release."""
+    from nbgrader.utils import capture_log, temp_attrs
+
+    with temp_attrs(api.coursedir, assignment_id=assignment):
+        app = api.exchange.ReleaseAssignment(
+            coursedir=api.coursedir, authenticator=api.authenticator, parent=api
+        )
+        app.force = True
+        result = capture_log(app)
+    if not result["success"]:
+        _fail(f"nbgrader release_assignment {assignment} to the exchange {app.root}", result)
 
 
 def _clean_release(path: Path) -> None:
@@ -155,32 +189,52 @@ def _read_regular(path: Path, limit: int) -> bytes:
         os.close(fd)
 
 
-def collect(root: Path, folder: Path | None = None, assignments: Sequence[str] | None = None) -> list[Path]:
-    """Copy submissions into ``grading/submitted/<student>/<assignment>/``.
+def collect(
+    root: Path,
+    folder: Path | None = None,
+    assignments: Sequence[str] | None = None,
+    *,
+    exchange: Path | str | None = None,
+) -> list[Path]:
+    """Copy submissions into ``grading/submitted/<student>/<assignment>/``; return the
+    notebooks taken (new or changed submissions; an unchanged one is reported and left alone).
 
-    ``folder`` is laid out as ``<folder>/<student>/<assignment>/<notebook>.ipynb``; only
-    the expected notebook of known assignments is taken (anything else is reported and
-    skipped). Symbolic links (at any level), special files (FIFOs, devices), notebooks over
-    20 MiB and unsafe student ids (see :data:`STUDENT_ID`) are refused with a message; the
-    copy is a new regular file of the grader's. Without ``folder``, nbgrader's exchange is
-    used (``nbgrader collect``).
+    ``folder`` is laid out as ``<folder>/<student>/<assignment>/<notebook>.ipynb`` (plus,
+    optionally, nbgrader's ``timestamp.txt`` and ``submission_secret.txt``); only the expected
+    notebook of known assignments is taken (anything else is reported and skipped). Without
+    ``folder``, the latest submission of each student is taken from nbgrader's exchange
+    (``exchange``, else ``c.Exchange.root``; see :mod:`course.exchange`).
+
+    Symbolic links (at any level), special files (FIFOs, devices), notebooks over 20 MiB and
+    unsafe student ids (see :data:`STUDENT_ID`) are refused with a message; the copy is a new
+    regular file of the grader's. ``timestamp.txt`` is kept if it holds a time (else dropped
+    with a message), as is a plain ``submission_secret.txt`` (needed to release feedback).
+    A collected submission replaces the student's earlier one as a whole.
     """
     wanted = check_assignments(list(assignments or []))
     copied: list[Path] = []
+
+    def refuse(what: str, why: str) -> None:
+        print(f"refused {what}: {why}", file=sys.stderr)
+
     if folder is None:
-        with inside(root):
-            api = nbgrader_api(root)
-            for a in wanted:
-                result = api.collect(a)
-                if not result["success"]:
-                    _fail(f"nbgrader collect {a}", result)
+        from course.exchange import clock_warning, course_id, exchange_root, latest_inbound
+
+        where = exchange_root(root, exchange)
+        cid = course_id(root)
+        for a in wanted:
+            for sub in latest_inbound(where, cid, a, refuse):
+                taken = _collect_one(root, sub.student, a, sub.folder, refuse, sub.timestamp)
+                if taken is not None:
+                    copied.append(taken)
+                    claimed = _kept_time(taken.parent)
+                    warning = clock_warning(sub.folder, claimed) if claimed else ""
+                    if warning:
+                        print(f"warning: {sub.student}/{a}: {warning}", file=sys.stderr)
         return copied
     folder = Path(folder).resolve()
     if not folder.is_dir():
         raise SystemExit(f"{folder} is not a folder")
-
-    def refuse(what: str, why: str) -> None:
-        print(f"refused {what}: {why}", file=sys.stderr)
 
     for student_dir in sorted(folder.iterdir()):
         name = student_dir.name
@@ -201,30 +255,84 @@ def collect(root: Path, folder: Path | None = None, assignments: Sequence[str] |
                 continue
             if not adir.is_dir():
                 continue
-            nb = adir / f"{notebook_name(a)}.ipynb"
-            if not (nb.exists() or nb.is_symlink()):
-                others = sorted(adir.glob("*.ipynb"))
-                if len(others) != 1:
-                    continue
-                print(f"{name}/{a}: took {others[0].name} (expected {nb.name})", file=sys.stderr)
-                nb = others[0]
-            try:
-                data = _read_regular(nb, 20 * 2**20)
-            except (OSError, ValueError) as err:
-                why = "a symbolic link" if nb.is_symlink() else str(err)
-                refuse(f"{name}/{a}/{nb.name}", why)
-                continue
-            dest = root / GRADING / "submitted" / name / a
-            if dest.exists():
-                shutil.rmtree(dest)
-            dest.mkdir(parents=True)
-            safe_name = re.fullmatch(r"[A-Za-z0-9._ -]{1,100}\.ipynb", nb.name)
-            kept = nb.name if safe_name else f"{notebook_name(a)}.ipynb"
-            (dest / kept).write_bytes(data)
-            copied.append(dest / kept)
+            taken = _collect_one(root, name, a, adir, refuse)
+            if taken is not None:
+                copied.append(taken)
         for other in sorted(p.name for p in student_dir.iterdir() if p.is_dir() and p.name not in wanted):
             print(f"skipped {name}/{other}: not one of the assignments", file=sys.stderr)
     return copied
+
+
+def _kept_time(folder: Path) -> Any:
+    from course.exchange import parse_timestamp
+
+    try:
+        return parse_timestamp((folder / "timestamp.txt").read_bytes())
+    except (OSError, ValueError):
+        return None
+
+
+def _collect_one(
+    root: Path, student: str, a: str, adir: Path, refuse: Callable[[str, str], None], named_time: Any = None
+) -> Path | None:
+    """Take one submission folder ``adir`` of ``student`` for assignment ``a`` into
+    ``grading/submitted/<student>/<a>/`` (atomically, as a whole); None if refused or unchanged.
+
+    ``named_time``: the time in the name of an exchange folder, written as ``timestamp.txt``
+    when the submission holds no valid one.
+    """
+    from course.exchange import read_extras
+
+    nb = adir / f"{notebook_name(a)}.ipynb"
+    if not (nb.exists() or nb.is_symlink()):
+        others = sorted(adir.glob("*.ipynb"))
+        if len(others) != 1:
+            print(f"skipped {student}/{a}: no {nb.name} in the submission", file=sys.stderr)
+            return None
+        print(f"{student}/{a}: took {others[0].name} (expected {nb.name})", file=sys.stderr)
+        nb = others[0]
+    try:
+        data = _read_regular(nb, 20 * 2**20)
+    except (OSError, ValueError) as err:
+        why = "a symbolic link" if nb.is_symlink() else str(err)
+        refuse(f"{student}/{a}/{nb.name}", why)
+        return None
+    safe_name = re.fullmatch(r"[A-Za-z0-9._ -]{1,100}\.ipynb", nb.name)
+    kept = nb.name if safe_name else f"{notebook_name(a)}.ipynb"
+    files = {kept: data}
+
+    def drop(what: str, why: str) -> None:
+        print(f"dropped {student}/{a}/{Path(what).name}: {why}", file=sys.stderr)
+
+    files.update(read_extras(adir, drop))
+    if "timestamp.txt" not in files and named_time is not None:
+        stamp = named_time.strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+        files["timestamp.txt"] = stamp.encode()
+        print(f"{student}/{a}: timestamp.txt from the submission folder's name ({stamp})", file=sys.stderr)
+    dest = root / GRADING / "submitted" / student / a
+    if dest.is_dir() and _holds_exactly(dest, files):
+        print(f"unchanged {student}/{a}: already collected", file=sys.stderr)
+        return None
+    tmp = dest.with_name(f".{a}.collecting")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for fname, content in files.items():
+        (tmp / fname).write_bytes(content)
+    if dest.exists():
+        shutil.rmtree(dest)
+    tmp.rename(dest)
+    return dest / kept
+
+
+def _holds_exactly(folder: Path, files: dict[str, bytes]) -> bool:
+    """True if ``folder`` holds exactly ``files`` (name -> bytes), as regular files."""
+    try:
+        names = {p.name for p in folder.iterdir()}
+        return names == set(files) and all(
+            not (folder / n).is_symlink() and (folder / n).read_bytes() == data for n, data in files.items()
+        )
+    except OSError:
+        return False
 
 
 # ---------------------------------------------------------------------------------------
@@ -327,12 +435,15 @@ def autograde(
             return results
         if not stock and grade_one is None:
             from course.grader import autograde_trusted, skip_iri_grammars
-            from course.secret import load_secret
+            from course.secret import SecretError, load_secret
 
             skip_iri_grammars()
             if timeout is None:
                 timeout = float(load_config(root).ExecutePreprocessor.get("timeout", 120))
-            secret = load_secret()
+            try:
+                secret = load_secret()
+            except SecretError as err:
+                raise SystemExit(str(err)) from None
             api = nbgrader_api(root)
             _ensure_in_gradebook(root, api, sorted({a for a, _ in todo}))
             graded = autograde_trusted(
@@ -371,13 +482,28 @@ def autograde(
 
 
 def feedback(
-    root: Path, assignments: Sequence[str] | None = None, students: Sequence[str] | None = None
+    root: Path,
+    assignments: Sequence[str] | None = None,
+    students: Sequence[str] | None = None,
+    *,
+    publish: bool = False,
+    exchange: Path | str | None = None,
 ) -> list[Path]:
-    """HTML feedback ``grading/feedback/<student>/<assignment>/<notebook>.html`` per autograded submission."""
+    """HTML feedback ``grading/feedback/<student>/<assignment>/<notebook>.html`` per autograded submission.
+
+    Each feedback folder also gets the submission's ``timestamp.txt`` and
+    ``submission_secret.txt`` (:func:`course.exchange.autograded_extras`). ``publish``: also
+    release the feedback to nbgrader's exchange (``nbgrader release_feedback``), where only
+    the student who submitted can find it (its name is a hash of the submission's secret);
+    a submission that came without a secret (collected from a folder) is reported and skipped.
+    """
+    from course.exchange import autograded_extras
+
     wanted = check_assignments(list(assignments or []))
+    exchange = Path(exchange).resolve() if exchange else None  # before changing folders
     written = []
     with inside(root):
-        api = nbgrader_api(root)
+        api = nbgrader_api(root, exchange)
         base = root / GRADING / "autograded"
         todo = [
             (a, s)
@@ -389,10 +515,36 @@ def feedback(
             result = api.generate_feedback(a, student, force=True)
             if not result["success"]:
                 _fail(f"generate_feedback {student}/{a}", result)
-            written.append(root / GRADING / "feedback" / student / a / f"{notebook_name(a)}.html")
+            out = root / GRADING / "feedback" / student / a
+            for name, data in autograded_extras(root, a, student).items():
+                (out / name).write_bytes(data)
+            written.append(out / f"{notebook_name(a)}.html")
         if todo:
             progress(len(todo), len(todo), "done")
+        if publish:
+            _release_feedback(root, api, todo)
     return written
+
+
+def _release_feedback(root: Path, api: Any, todo: list[tuple[str, str]]) -> None:
+    """``nbgrader release_feedback`` of each submission in ``todo`` that has a secret."""
+    released: dict[str, list[str]] = {}
+    for a, student in todo:
+        folder = root / GRADING / "feedback" / student / a
+        missing = [n for n in ("timestamp.txt", "submission_secret.txt") if not (folder / n).is_file()]
+        if missing:
+            print(
+                f"feedback of {student}/{a} not released to the exchange: the submission has no "
+                f"{' or '.join(missing)} (collected from a folder, not from the exchange)",
+                file=sys.stderr,
+            )
+            continue
+        result = api.release_feedback(a, student)
+        if not result["success"]:
+            _fail(f"nbgrader release_feedback {a} --student {student}", result)
+        released.setdefault(a, []).append(student)
+    for a, names in released.items():
+        print(f"released the feedback of {a} to the exchange for {len(names)} student(s): {', '.join(names)}")
 
 
 # ---------------------------------------------------------------------------------------

@@ -12,6 +12,19 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def instructor_secret(tmp_path_factory: pytest.TempPathFactory):
+    """Tests never touch the real instructor secret (~/.config/conv-course/...): every
+    command they run (`course release` creates it) uses a file of this session."""
+    if "COURSE_SECRET_FILE" in os.environ:
+        yield os.environ["COURSE_SECRET_FILE"]
+        return
+    path = tmp_path_factory.mktemp("secret") / "course.secret"
+    os.environ["COURSE_SECRET_FILE"] = str(path)
+    yield str(path)
+    os.environ.pop("COURSE_SECRET_FILE", None)
+
+
 @pytest.fixture(scope="session")
 def site_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The built website's HTML folder.
