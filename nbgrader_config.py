@@ -4,6 +4,7 @@ Run nbgrader through ``python -m course ...`` (it changes into this folder first
 README's "Assignments" section.
 """
 
+import os
 from pathlib import Path
 
 c = get_config()  # noqa: F821 - provided by nbgrader's config loader
@@ -12,6 +13,14 @@ ROOT = Path(__file__).resolve().parent
 
 c.CourseDirectory.root = str(ROOT)
 c.CourseDirectory.course_id = "convolution-in-deep-learning"
+# nbgrader's exchange: the shared folder where `course release` publishes the assignments,
+# students fetch and submit (`nbgrader fetch_assignment` / `submit`), `course collect` takes the
+# submissions and `course feedback` publishes the feedback (`nbgrader fetch_feedback`).
+# Which folder: `python -m course --exchange PATH ...`, else the environment variable
+# COURSE_EXCHANGE, else /srv/nbgrader/exchange. It must be writable by the instructor and every
+# student (mode 1777); make it once: `sudo install -d -m 1777 /srv/nbgrader/exchange`.
+# Students' nbgrader needs the same two settings: hub/nbgrader_config.py (see the README).
+c.Exchange.root = os.environ.get("COURSE_EXCHANGE") or "/srv/nbgrader/exchange"
 # Instructor notebooks (solutions and hidden tests) -> student notebooks (committed).
 c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "exercises"

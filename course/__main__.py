@@ -18,11 +18,22 @@ def _parser() -> argparse.ArgumentParser:
         default=Path(os.environ.get("COURSE_ROOT", DEFAULT_ROOT)),
         help="the course folder, holding nbgrader_config.py (default: %(default)s)",
     )
+    p.add_argument(
+        "--exchange",
+        type=Path,
+        default=None,
+        help="nbgrader's exchange folder (default: COURSE_EXCHANGE, else nbgrader_config.py's)",
+    )
     sub = p.add_subparsers(dest="command", required=True)
     names = ", ".join(ASSIGNMENTS)
 
     r = sub.add_parser("release", help="generate exercises/ (student notebooks) from solutions/")
     r.add_argument("assignments", nargs="*", help=f"default: all ({names})")
+    r.add_argument(
+        "--no-exchange",
+        action="store_true",
+        help="do not publish to the exchange (default: publish when it exists or is named)",
+    )
 
     c = sub.add_parser("collect", help="import submissions into grading/submitted/")
     c.add_argument(
@@ -30,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
         nargs="?",
         type=Path,
         help="folder laid out as <student>/<assignment>/<notebook>.ipynb; "
-        "without it, collect from nbgrader's exchange",
+        "without it, collect the latest submission of each student from nbgrader's exchange",
     )
     c.add_argument("--assignment", action="append", dest="assignments", help="only this one (repeatable)")
 
@@ -60,6 +71,11 @@ def _parser() -> argparse.ArgumentParser:
     f = sub.add_parser("feedback", help="HTML feedback for every autograded submission")
     f.add_argument("assignments", nargs="*", help=f"default: all ({names})")
     f.add_argument("--student", action="append", dest="students", help="only this student (repeatable)")
+    f.add_argument(
+        "--no-exchange",
+        action="store_true",
+        help="do not release the feedback to the exchange (default: release when it exists or is named)",
+    )
 
     e = sub.add_parser("export", help="grades to CSV")
     e.add_argument(
@@ -96,11 +112,22 @@ def main(argv: list[str] | None = None) -> int:
     from course import instructor
 
     root = args.root.resolve()
+    if args.exchange is not None:
+        args.exchange = args.exchange.resolve()  # before nbgrader changes into the course folder
     if args.command == "release":
-        for path in instructor.release(root, args.assignments):
+        publish = _use_exchange(root, args, "published")
+        for path in instructor.release(root, args.assignments, publish=publish, exchange=args.exchange):
             print(f"released {path.relative_to(root)}")
+            if publish:
+                print(f"published {path.parent.name} to the exchange {_exchange(root, args)}")
     elif args.command == "collect":
-        copied = instructor.collect(root, args.folder, args.assignments)
+        copied = instructor.collect(root, args.folder, args.assignments, exchange=args.exchange)
+        source = args.folder or f"the exchange {_exchange(root, args)}"
+        by_assignment: dict[str, list[str]] = {}
+        for path in copied:
+            by_assignment.setdefault(path.parent.name, []).append(path.parent.parent.name)
+        for a, students in sorted(by_assignment.items()):
+            print(f"collected {a} of {len(students)} student(s) from {source}: {', '.join(students)}")
         print(f"collected {len(copied)} notebook(s) into grading/submitted/")
     elif args.command == "autograde":
         results = instructor.autograde(
@@ -126,7 +153,10 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return 0
     elif args.command == "feedback":
-        written = instructor.feedback(root, args.assignments, args.students)
+        publish = _use_exchange(root, args, "released")
+        written = instructor.feedback(
+            root, args.assignments, args.students, publish=publish, exchange=args.exchange
+        )
         print(f"wrote {len(written)} feedback file(s) into grading/feedback/")
     elif args.command == "duedate":
         due = instructor.set_duedate(root, args.assignment, args.when)
@@ -140,6 +170,30 @@ def main(argv: list[str] | None = None) -> int:
         to, cells = instructor.export(root, args.to, args.cells)
         print(f"wrote {to} and {cells}")
     return 0
+
+
+def _exchange(root: Path, args: argparse.Namespace) -> Path:
+    from course.exchange import exchange_root
+
+    return exchange_root(root, args.exchange)
+
+
+def _use_exchange(root: Path, args: argparse.Namespace, verb: str) -> bool:
+    """Publish to the exchange unless ``--no-exchange``; when it was not named (``--exchange``
+    or COURSE_EXCHANGE) and does not exist, say so and do not."""
+    from course.exchange import exchange_named
+
+    if args.no_exchange:
+        return False
+    where = _exchange(root, args)
+    if exchange_named(args.exchange) or where.is_dir():
+        return True
+    print(
+        f"not {verb} to nbgrader's exchange: {where} does not exist (make it once with "
+        f"`sudo install -d -m 1777 {where}`, or name one with --exchange PATH or COURSE_EXCHANGE)",
+        file=sys.stderr,
+    )
+    return False
 
 
 def _print_scores(root: Path, results: list) -> None:
