@@ -24,6 +24,7 @@ __all__ = [
     "load_digits",
     "load_faces",
     "load_image",
+    "load_medical_slice",
     "load_mnist",
     "mnist_dir",
 ]
@@ -56,7 +57,10 @@ SUMMARY_KERNEL: np.ndarray = _read_only(
 )
 
 #: Every name :func:`load_image` accepts.
-IMAGE_NAMES: tuple[str, ...] = ("camera", "coins", "retina", "microaneurysms", "shepp_logan")
+IMAGE_NAMES: tuple[str, ...] = (
+    "camera", "coins", "retina", "microaneurysms", "shepp_logan",
+    "astronaut", "grass", "gravel", "brick", "moon",
+)
 
 _LOADERS = {
     "camera": "camera",
@@ -64,6 +68,11 @@ _LOADERS = {
     "retina": "retina",
     "microaneurysms": "microaneurysms",
     "shepp_logan": "shepp_logan_phantom",
+    "astronaut": "astronaut",
+    "grass": "grass",
+    "gravel": "gravel",
+    "brick": "brick",
+    "moon": "moon",
 }
 
 
@@ -94,7 +103,9 @@ def load_image(name: str, as_float: bool = True) -> np.ndarray:
         One of :data:`IMAGE_NAMES`: ``"camera"`` (512x512 photographer),
         ``"coins"`` (303x384), ``"retina"`` (1411x1411 fundus photograph, converted to
         grayscale), ``"microaneurysms"`` (102x102 retina crop), ``"shepp_logan"``
-        (400x400 Shepp-Logan phantom, a standard CT test image).
+        (400x400 Shepp-Logan phantom, a standard CT test image), ``"astronaut"`` (512x512
+        portrait of Eileen Collins, converted to grayscale), and four 512x512 textures used
+        as backgrounds: ``"grass"``, ``"gravel"``, ``"brick"``, ``"moon"`` (lunar surface).
     as_float : bool
         True: float64 in [0, 1]. False: uint8 in [0, 255] (rounded).
 
@@ -251,3 +262,45 @@ def load_mnist(as_nchw: bool = True) -> tuple[np.ndarray, np.ndarray]:
     images, labels = _cached_mnist(str(mnist_dir()))
     X = images[:, None, :, :].copy() if as_nchw else images.copy()
     return X, labels.copy()
+
+
+#: Every name :func:`load_medical_slice` accepts, with the pydicom test file it reads.
+MEDICAL_SLICES: dict[str, str] = {"ct": "CT_small.dcm", "mr": "MR_small.dcm"}
+
+
+@cache
+def _cached_medical_slice(name: str) -> tuple[np.ndarray, tuple[float, float]]:
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file(MEDICAL_SLICES[name], download=False)  # shipped inside the pydicom wheel
+    if path is None:
+        raise RuntimeError(f"pydicom: {MEDICAL_SLICES[name]} not found; expected it in data/test_files")
+    ds = pydicom.dcmread(path)
+    image = ds.pixel_array.astype(np.float64)
+    if name == "ct":  # stored values -> Hounsfield units
+        image = image * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    spacing = (float(ds.PixelSpacing[0]), float(ds.PixelSpacing[1]))
+    return _frozen(np.ascontiguousarray(image)), spacing
+
+
+def load_medical_slice(name: str) -> tuple[np.ndarray, tuple[float, float]]:
+    """A real CT or MR slice from pydicom's test files (shipped inside the pydicom package).
+
+    Parameters
+    ----------
+    name : str
+        ``"ct"``: ``CT_small.dcm``, a 128x128 axial CT slice through a thoracic vertebra, in
+        Hounsfield units (air -1000, water 0, bone several hundred). ``"mr"``:
+        ``MR_small.dcm``, a 64x64 MR slice, in the scanner's arbitrary intensity units.
+
+    Returns
+    -------
+    image : numpy.ndarray, shape (H, W), float64
+        A new, writable array.
+    spacing : (float, float)
+        Pixel size (row, column) in millimetres, from the file's PixelSpacing.
+    """
+    check_choice("name", name, tuple(MEDICAL_SLICES))
+    image, spacing = _cached_medical_slice(name)
+    return image.copy(), spacing

@@ -24,11 +24,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from conv_lib.arithmetic import output_size
+from conv_lib.network import (
+    conv_backward,
+    conv_forward,
+    max_pool_backward,
+    max_pool_forward,
+    relu_backward,
+    relu_forward,
+    softmax_cross_entropy,
+)
 from conv_lib.signal2d import correlate2d
 from conv_lib.validation import as_array, check_positive_int
 
 __all__ = [
     "Detection",
+    "FullyConvDetector",
+    "heatmap_detections",
     "box_iou",
     "detect_template",
     "detect_template_multiscale",
@@ -250,3 +262,143 @@ def detect_template_multiscale(
         dets, _ = detect_template(image, resized, threshold)
         found.extend(dets)
     return non_max_suppression(found, iou_threshold)
+
+
+# --------------------------------------------------------------------------------------
+# A learned detector: a fully convolutional network
+# --------------------------------------------------------------------------------------
+class FullyConvDetector:
+    """A small fully convolutional network that scores every window of an image.
+
+    ``conv(F1, k1) -> ReLU -> max pool 2 -> conv(F2, k2) -> ReLU -> max pool 2 ->
+    conv(1, k3)``, all without padding. Trained on ``window x window`` patches, its output
+    is one logit per patch; run on a larger image, the same layers give a *heat map* of
+    logits, one per window, with a stride of 4 pixels (the two pools). No layer is dense,
+    so nothing fixes the input size: this is how a classifier becomes a detector
+    (OverFeat, Sermanet et al. 2014; fully convolutional networks, Long et al. 2015).
+
+    The model has the interface of :mod:`conv_lib.network`'s models (``params``,
+    ``loss(X, y=None)``): ``loss`` returns two-class scores ``(0, logit)``, so the
+    softmax cross-entropy of :func:`conv_lib.network.train` is the logistic loss.
+
+    Parameters
+    ----------
+    filters : (int, int)
+        ``F1, F2``.
+    kernel_sizes : (int, int, int)
+        ``k1, k2, k3``; the last layer must reduce a ``window`` patch to ``1 x 1``.
+    window : int
+        Side of the training patches (and of the receptive field of one heat-map cell).
+    seed : int
+        Seed of the He-normal initialisation.
+
+    Notes
+    -----
+    Parameters: ``W1 (F1, 1, k1, k1)``, ``b1``, ``W2 (F2, F1, k2, k2)``, ``b2``,
+    ``W3 (1, F2, k3, k3)``, ``b3``.
+    """
+
+    stride = 4
+
+    def __init__(self, filters: tuple[int, int] = (8, 16), kernel_sizes: tuple[int, int, int] = (5, 3, 4),
+                 window: int = 24, seed: int = 0) -> None:
+        f1, f2 = (check_positive_int("filters", v) for v in filters)
+        k1, k2, k3 = (check_positive_int("kernel_sizes", v) for v in kernel_sizes)
+        self.window = check_positive_int("window", window)
+        side = output_size(output_size(output_size(self.window, k1) // 2, k2) // 2, k3)
+        if side != 1:
+            raise ValueError(f"kernel_sizes: got {kernel_sizes}; they reduce a {window}x{window} window to "
+                             f"{side}x{side}, expected 1x1")
+        rng = np.random.default_rng(seed)
+        shapes = {"W1": (f1, 1, k1, k1), "W2": (f2, f1, k2, k2), "W3": (1, f2, k3, k3)}
+        self.params: dict[str, np.ndarray] = {}
+        for n, (name, shape) in enumerate(shapes.items(), start=1):
+            fan_in = shape[1] * shape[2] * shape[3]
+            self.params[name] = rng.normal(0.0, np.sqrt(2.0 / fan_in), size=shape)
+            self.params[f"b{n}"] = np.zeros(shape[0])
+
+    def _forward(self, X: np.ndarray) -> tuple[np.ndarray, list]:
+        p = self.params
+        caches = []
+        h = X
+        for n in (1, 2):
+            h, c_conv = conv_forward(h, p[f"W{n}"], p[f"b{n}"])
+            h, c_relu = relu_forward(h)
+            h, c_pool = max_pool_forward(h, 2)
+            caches.append((c_conv, c_relu, c_pool))
+        logits, c3 = conv_forward(h, p["W3"], p["b3"])
+        caches.append(c3)
+        return logits, caches
+
+    def feature_maps(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        """Activations of ``X (N, 1, H, W)``: ``"conv1"``, ``"conv2"`` (after ReLU and pool), ``"logit"``."""
+        X = as_array("X", X, ndim=4, floating=True)
+        p, out, h = self.params, {}, X
+        for n in (1, 2):
+            h = max_pool_forward(relu_forward(conv_forward(h, p[f"W{n}"], p[f"b{n}"])[0])[0], 2)[0]
+            out[f"conv{n}"] = h
+        out["logit"] = conv_forward(h, p["W3"], p["b3"])[0]
+        return out
+
+    def loss(self, X: np.ndarray, y: np.ndarray | None = None):  # noqa: ANN201 - scores or (loss, grads)
+        """Scores ``(N, 2)`` of ``X (N, 1, window, window)``; with labels ``y`` (0/1), ``(loss, grads)``."""
+        X = as_array("X", X, ndim=4, floating=True)
+        if X.shape[1:] != (1, self.window, self.window):
+            raise ValueError(f"X: got shape {X.shape}; expected (N, 1, {self.window}, {self.window}) patches")
+        logits, caches = self._forward(X)
+        scores = np.concatenate([np.zeros((len(X), 1)), logits.reshape(len(X), 1)], axis=1)
+        if y is None:
+            return scores
+        loss, dscores = softmax_cross_entropy(scores, y)
+        grads: dict[str, np.ndarray] = {}
+        dh, grads["W3"], grads["b3"] = conv_backward(dscores[:, 1].reshape(logits.shape), caches[2])
+        for n in (2, 1):
+            c_conv, c_relu, c_pool = caches[n - 1]
+            dh = relu_backward(max_pool_backward(dh, c_pool), c_relu)
+            dh, grads[f"W{n}"], grads[f"b{n}"] = conv_backward(dh, c_conv)
+        return loss, grads
+
+    def heatmap(self, image: np.ndarray) -> np.ndarray:
+        """Probability that the ``window x window`` window at ``(stride * r, stride * c)`` holds the object.
+
+        Parameters
+        ----------
+        image : ndarray, shape (H, W), H and W at least ``window``
+
+        Returns
+        -------
+        heat : ndarray, shape ((H - window) // 4 + 1, (W - window) // 4 + 1), values in (0, 1)
+            The sigmoid of the logit of each window (rows and columns beyond the last whole
+            stride step are not scored).
+        """
+        image = as_array("image", image, ndim=2, floating=True)
+        if min(image.shape) < self.window:
+            raise ValueError(f"image: got shape {image.shape}; expected both sides >= window = {self.window}")
+        logits, _ = self._forward(image[None, None])
+        return 1.0 / (1.0 + np.exp(-logits[0, 0]))
+
+
+def heatmap_detections(heat: np.ndarray, window: int, stride: int, threshold: float = 0.5,
+                       min_distance: int = 2) -> list[Detection]:
+    """Boxes at the peaks of a detector's heat map (cell ``(r, c)`` = window at ``(stride*r, stride*c)``).
+
+    Parameters
+    ----------
+    heat : ndarray, shape (h, w)
+        Scores, e.g. :meth:`FullyConvDetector.heatmap`.
+    window, stride : int
+        Box side and the step between neighbouring cells, in pixels.
+    threshold : float
+        Smallest score of a detection.
+    min_distance : int
+        Suppression radius, in heat-map cells (see :func:`find_peaks`).
+
+    Returns
+    -------
+    list of Detection
+        Strongest first.
+    """
+    window = check_positive_int("window", window)
+    stride = check_positive_int("stride", stride)
+    peaks = find_peaks(heat, threshold, min_distance)
+    return [Detection(int(r) * stride, int(c) * stride, window, window, float(heat[r, c])) for r, c in peaks]

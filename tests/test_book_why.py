@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-PAGES = {"advantages": 5, "disadvantages": 4, "applications": 7}  # page -> minimum figure count
+PAGES = {"advantages": 5, "disadvantages": 4, "applications": 3}  # page -> minimum figure count
+# The detection, faces and medical pages split off applications: tests/test_book_part_two.py.
 
 
 def _html(site_dir: Path, page: str) -> str:
@@ -55,14 +56,14 @@ def test_digits_cnn_accuracy_at_least_95_percent(site_dir):
 
 
 def test_ncc_agrees_with_skimage(site_dir):
-    text = _text(_html(site_dir, "applications"))
+    text = _text(_html(site_dir, "applications_detection"))
     m = re.search(r"match_template differ by at most ([\d.]+e[-+]\d+)", text)
     assert m, "NCC comparison sentence not found"
     assert float(m.group(1)) < 1e-6
 
 
 def test_coin_detection_result(site_dir):
-    text = _text(_html(site_dir, "applications"))
+    text = _text(_html(site_dir, "applications_detection"))
     m = re.search(r"finds (\d+) of (\d+) with (\d+) false detections", text)
     assert m, "detection result sentence not found"
     hits, total, false = map(int, m.groups())
@@ -70,7 +71,7 @@ def test_coin_detection_result(site_dir):
 
 
 def test_face_accuracy_reported(site_dir):
-    text = _text(_html(site_dir, "applications"))
+    text = _text(_html(site_dir, "applications_faces"))
     assert "not identity" in text or "no identity labels" in text
     m = re.search(r"HOG-like \( ?\d+ numbers\) ([\d.]+)% ± [\d.]+% ([\d.]+)%", text)
     assert m, "face table row not found"

@@ -57,7 +57,8 @@ def test_summary_edge_is_the_summary_kernel():
 def test_sums():
     for name in ("identity", "box", "gaussian", "sharpen", "emboss"):
         assert get_kernel(name).sum() == pytest.approx(1.0)
-    for name in ("sobel_x", "sobel_y", "prewitt_x", "prewitt_y", "laplacian", "laplacian_diag", "summary_edge"):
+    zero_sum = ("sobel_x", "sobel_y", "prewitt_x", "prewitt_y", "laplacian", "laplacian_diag", "summary_edge")
+    for name in zero_sum:
         assert get_kernel(name).sum() == 0.0
 
 
@@ -171,6 +172,11 @@ EXPECTED_SHAPES = {
     "retina": (1411, 1411),
     "microaneurysms": (102, 102),
     "shepp_logan": (400, 400),
+    "astronaut": (512, 512),
+    "grass": (512, 512),
+    "gravel": (512, 512),
+    "brick": (512, 512),
+    "moon": (512, 512),
 }
 
 
@@ -241,3 +247,18 @@ def test_load_digits():
     assert flat.shape == (1797, 8, 8)
     X[...] = -1.0
     assert load_digits()[0].min() == 0.0
+
+
+def test_medical_slices_from_pydicom():
+    from conv_lib.datasets import load_medical_slice
+
+    ct, spacing = load_medical_slice("ct")
+    assert ct.shape == (128, 128) and ct.dtype == np.float64
+    assert -1100 < ct.min() < -800 and ct.max() > 500  # air in the lungs, bone: Hounsfield units
+    assert spacing == pytest.approx((0.661468, 0.661468))
+    ct[0, 0] = 1e9  # a copy: the next call is unchanged
+    assert load_medical_slice("ct")[0][0, 0] != 1e9
+    mr, _ = load_medical_slice("mr")
+    assert mr.shape == (64, 64)
+    with pytest.raises(ValueError, match="name: got 'xray'"):
+        load_medical_slice("xray")

@@ -95,3 +95,71 @@ def test_validation_errors_name_parameter():
         cl.normalized_cross_correlation(np.zeros((5, 5)), np.zeros((6, 2)))
     with pytest.raises(ValueError, match="iou_threshold"):
         cl.non_max_suppression([], 1.5)
+
+
+# --- the learned detector -----------------------------------------------------------------
+
+def _random_detector(seed: int = 0):
+    from conv_lib.matching import FullyConvDetector
+
+    det = FullyConvDetector(filters=(3, 4), kernel_sizes=(5, 3, 4), window=24, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    for name in ("b1", "b2", "b3"):  # nonzero biases: no pre-activation sits on a ReLU kink
+        det.params[name] = rng.normal(0, 0.1, det.params[name].shape)
+    return det
+
+
+def test_detector_heatmap_equals_the_score_of_every_window():
+    det = _random_detector()
+    image = np.random.default_rng(2).random((41, 53))
+    heat = det.heatmap(image)
+    assert heat.shape == ((41 - 24) // 4 + 1, (53 - 24) // 4 + 1)
+    for r in range(heat.shape[0]):
+        for c in range(heat.shape[1]):
+            window = image[None, None, 4 * r : 4 * r + 24, 4 * c : 4 * c + 24]
+            logit = det.loss(window)[0, 1]
+            assert heat[r, c] == pytest.approx(1 / (1 + np.exp(-logit)), rel=1e-12)
+
+
+def test_detector_gradients_match_finite_differences():
+    det = _random_detector(3)
+    rng = np.random.default_rng(4)
+    X, y = rng.random((3, 1, 24, 24)), np.array([1, 0, 1])
+    _, grads = det.loss(X, y)
+    for name in ("W1", "b1", "W2", "W3", "b3"):
+        def f(value, name=name):
+            saved = det.params[name]
+            det.params[name] = value
+            loss = det.loss(X, y)[0]
+            det.params[name] = saved
+            return loss
+        result = cl.check_gradient(f, det.params[name].copy(), grads[name])
+        assert result.max_rel_error < 1e-6, (name, result.max_rel_error)
+
+
+def test_detector_learns_a_bright_square():
+    from conv_lib.matching import FullyConvDetector, heatmap_detections
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(0, 0.1, (200, 1, 24, 24))
+    y = np.arange(200) % 2
+    X[y == 1, :, 6:18, 6:18] += 1.0  # positives: a bright 12x12 square in the middle
+    det = FullyConvDetector(filters=(4, 4), seed=0)
+    cl.train(det, X, y, epochs=5, batch_size=20, optimizer=cl.Adam(lr=1e-2), seed=0)
+    assert cl.accuracy(det, X, y) > 0.95
+    scene = rng.normal(0, 0.1, (60, 80))
+    scene[26:38, 46:58] += 1.0  # the square's window starts at (20, 40): heat-map cell (5, 10)
+    boxes = heatmap_detections(det.heatmap(scene), window=24, stride=4, threshold=0.5, min_distance=3)
+    assert boxes and (boxes[0].row, boxes[0].col) == (20, 40)
+
+
+def test_detector_rejects_bad_input():
+    from conv_lib.matching import FullyConvDetector
+
+    with pytest.raises(ValueError, match="kernel_sizes"):
+        FullyConvDetector(kernel_sizes=(5, 3, 3))
+    det = FullyConvDetector()
+    with pytest.raises(ValueError, match="X: got shape"):
+        det.loss(np.zeros((2, 1, 20, 20)))
+    with pytest.raises(ValueError, match="image: got shape"):
+        det.heatmap(np.zeros((10, 40)))

@@ -546,3 +546,48 @@ def test_chapters_have_launch_buttons(reports):
         for name, prefix in expected.items():
             assert any(h.startswith(prefix) and ui in h and docname in h for h in hrefs), (
                 f"{docname}: no {name} launch link ({prefix}...{ui}/{docname}) in {hrefs}")
+
+
+# --- the pages of part two (issue 11): every one fits a phone, code fits a desktop -----------
+
+PART_TWO_PAGES = [
+    "intro", "chapters/summary", "chapters/step_by_step", "chapters/applications",
+    "chapters/applications_detection", "chapters/applications_faces", "chapters/applications_medical",
+]
+
+
+@pytest.mark.parametrize("docname", PART_TWO_PAGES)
+@pytest.mark.parametrize("viewport_name", ["desktop", "phone"])
+def test_part_two_pages_fit_the_screen(new_context, base_url, docname, viewport_name):
+    """No sideways overflow of the page, no formula or table clipped (each scrolls in its
+    own box), and, on the desktop, no line of code wider than its cell."""
+    assert docname in PAGES, f"{docname} is not in _toc.yml"
+    viewport = DESKTOP if viewport_name == "desktop" else PHONE
+    ctx = new_context(viewport=viewport, device_scale_factor=1,
+                      is_mobile=viewport_name == "phone", has_touch=viewport_name == "phone")
+    page = ctx.new_page()
+    try:
+        page.goto(page_url(base_url, docname))
+        wait_for_math(page)
+        page.wait_for_load_state("networkidle")
+        ARTIFACTS.mkdir(exist_ok=True)
+        shot = ARTIFACTS / f"{docname.replace('/', '-')}-{viewport_name}.png"
+        page.screenshot(path=str(shot), full_page=True)
+        widths = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+        clipped = page.evaluate("""() => Array.from(document.querySelectorAll(
+                'article mjx-container, article table')).filter(e => {
+            const box = e.getBoundingClientRect();
+            const article = document.querySelector('article').getBoundingClientRect();
+            const scrolls = ['auto', 'scroll'].includes(getComputedStyle(e).overflowX)
+                || ['auto', 'scroll'].includes(getComputedStyle(e.parentElement).overflowX);
+            return box.right > article.right + 1 && !scrolls;
+        }).map(e => e.tagName + ': ' + e.textContent.slice(0, 60))""")
+        cut_code = page.evaluate("""() => Array.from(document.querySelectorAll('div.cell_input pre'))
+            .filter(p => p.scrollWidth > p.clientWidth + 1)
+            .map(p => p.textContent.split('\\n').sort((a, b) => b.length - a.length)[0].slice(0, 80))""")
+    finally:
+        page.close()
+    assert widths[0] <= widths[1], f"{docname} at {viewport}: page {widths[0]}px wide, window {widths[1]}px"
+    assert not clipped, f"{docname} at {viewport}: clipped formulas or tables: {clipped}"
+    if viewport_name == "desktop":
+        assert not cut_code, f"{docname}: code lines wider than their cell at 1280 px: {cut_code}"
