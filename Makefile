@@ -18,13 +18,14 @@ WEB_STAMP := web/node_modules/.installed
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help setup setup-test web browser sandbox book book-clean test lint serve bench clean
+.PHONY: help setup setup-test web hub browser sandbox book book-clean test lint serve bench clean
 
 help:
 	@echo "make book    set up and build the website into $(BUILD)/html (clean cache)"
 	@echo "make test    set up and run every test (lint, book build, pytest)"
 	@echo "make serve   serve the built website on http://127.0.0.1:8000"
 	@echo "make web     install the site's web assets (npm ci in web/)"
+	@echo "make hub     install the course JupyterHub's proxy (npm ci in hub/)"
 	@echo "make browser install chromium for the website tests (apt-get, as root)"
 	@echo "make sandbox install bubblewrap for the grading sandbox (apt-get, as root)"
 	@echo "make lint    ruff on conv_lib, course, tests, bench and web"
@@ -35,7 +36,7 @@ help:
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip==25.3"
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[book,grading,test]"
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[book,grading,cluster,hub,test]"
 	touch $@
 
 # Test-only tools that are not dependencies of conv_lib: PyTorch (CPU) as an oracle.
@@ -51,6 +52,16 @@ $(WEB_STAMP): web/package.json web/package-lock.json
 	touch $@
 
 web: $(WEB_STAMP)
+
+# The course's JupyterHub (hub/jupyterhub_config.py): its proxy, configurable-http-proxy from
+# npm, pinned by hub/package-lock.json (tests/test_jupyterhub.py starts the hub).
+HUB_STAMP := hub/node_modules/.installed
+
+$(HUB_STAMP): hub/package.json hub/package-lock.json
+	cd hub && npm ci --no-audit --no-fund
+	touch $@
+
+hub: $(HUB_STAMP)
 
 browser:
 	@test -x $(CHROMIUM) || { \
@@ -74,7 +85,7 @@ book: setup web
 lint: setup-test
 	$(BIN)/ruff check conv_lib course tests bench web
 
-test: setup-test browser sandbox lint book
+test: setup-test browser sandbox hub lint book
 	$(BIN)/python -m pytest
 
 serve:

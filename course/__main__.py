@@ -53,6 +53,12 @@ def _parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=None, help="seconds one sandboxed run may take (default: nbgrader's)"
     )
     a.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="grade on a Dask cluster: a scheduler's address (tcp://host:8786), or local:N for N local "
+        "worker processes (default: c.CourseAutograde.cluster in nbgrader_config.py, else a local pool)",
+    )
+    a.add_argument(
         "--regrade",
         action="store_true",
         help="grade again submissions already graded as submitted (default: only new or changed ones)",
@@ -139,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             jobs=args.jobs,
             timeout=args.timeout,
             regrade=args.regrade,
+            cluster=args.cluster,
         )
         _print_scores(root, results)
         failed = [r for r in results if not r.success]

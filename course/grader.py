@@ -31,13 +31,11 @@ from __future__ import annotations
 
 import ast
 import builtins
-import concurrent.futures as cf
 import contextlib
 import copy
 import html
 import io
 import json
-import multiprocessing
 import os
 import re
 import shutil
@@ -477,7 +475,9 @@ def skip_iri_grammars() -> None:
 
 
 def default_jobs() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    from course.executors import default_jobs as jobs
+
+    return jobs()
 
 
 @dataclass
@@ -516,18 +516,6 @@ def check_sandbox(allow_unsandboxed: bool, packages: tuple[str, ...] = ("numpy",
 
 def process_ready(process: Any) -> bool:
     return process.start() and not process.cell_runs.get(0, None).error
-
-
-def _die_with_parent() -> None:
-    """Pool initializer: the worker (and, through bubblewrap's --die-with-parent, its sandbox)
-    is killed by the kernel as soon as the grader dies, even by ``kill -9``."""
-    import ctypes
-    import signal
-
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    if os.getppid() == 1:  # the grader died before the line above
-        os._exit(1)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the grader's to handle
 
 
 def submission_fingerprint(folder: Path) -> str:
@@ -601,10 +589,12 @@ def autograde_trusted(
     regrade: bool = False,
     config: Any = None,
     progress: Any = None,
+    cluster: str | None = None,
 ) -> list[Graded]:
-    """Grade ``todo`` [(assignment, student)] in a pool of worker processes; the gradebook is
-    written here alone. Submissions already graded as they are now are skipped unless
-    ``regrade``. Returns one :class:`Graded` per submission graded (or not graded)."""
+    """Grade ``todo`` [(assignment, student)] in a pool of local worker processes, or on the
+    Dask cluster at ``cluster`` (:mod:`course.executors`); the gradebook is written here
+    alone. Submissions already graded as they are now are skipped unless ``regrade``.
+    Returns one :class:`Graded` per submission graded (or not graded)."""
     from nbgrader.api import Gradebook
 
     from course.progress import Progress
@@ -626,8 +616,8 @@ def autograde_trusted(
             todo = [t for t in todo if t not in set(skipped)]
         if not todo:
             return results
-        for packages in {s.packages for s in specs.values()}:
-            check_sandbox(allow_unsandboxed, packages)
+        for packages in {s.packages for s in specs.values()} if not cluster else ():
+            check_sandbox(allow_unsandboxed, packages)  # (cluster workers check their own)
         jobs_list = []
         for a, student in todo:
             spec = specs[a]
@@ -667,60 +657,17 @@ def autograde_trusted(
             notes = list(result.get("events", [])) if result else []
             bar.done(f"{s}/{a}", f"NOT GRADED: {reason}" if nb is None else "; ".join(notes[:3]))
 
-        ctx = multiprocessing.get_context("spawn")
-        width = jobs or default_jobs()
-
-        def run_pool(group: list[int], last: bool) -> list[int]:
-            """Grade ``group`` in one pool; return what a broken pool left ungraded (or, if
-            ``last``, report it as not graded)."""
-            broken: list[int] = []
-            with cf.ProcessPoolExecutor(
-                max_workers=min(width, len(group)), mp_context=ctx, initializer=_die_with_parent
-            ) as pool:
-                running: dict[cf.Future, int] = {}
-                queue = list(group)
-                while queue or running:
-                    while queue and len(running) < width:
-                        try:
-                            fut = pool.submit(grade_one, jobs_list[queue[0]])
-                        except cf.process.BrokenProcessPool:
-                            break
-                        k = queue.pop(0)
-                        running[fut] = k
-                        bar.start("/".join(reversed(todo[k])))
-                    if not running:  # the pool is broken: nothing more can be submitted to it
-                        broken += queue
-                        queue = []
-                        break
-                    done, _ = cf.wait(running, timeout=1.0, return_when=cf.FIRST_COMPLETED)
-                    bar.tick()
-                    for fut in done:
-                        k = running.pop(fut)
-                        try:
-                            result = fut.result()
-                        except cf.process.BrokenProcessPool as err:
-                            bar.running.pop("/".join(reversed(todo[k])), None)
-                            if last:
-                                finish(k, None, f"a grading worker process died ({err})")
-                            else:
-                                broken.append(k)
-                            continue
-                        except GradingMachineryError as err:
-                            finish(k, None, str(err))
-                            continue
-                        except Exception as err:  # noqa: BLE001 - confined to this submission
-                            why = f"{type(err).__name__}: {clean(str(err))[:300]}"
-                            finish(k, None, f"the grader failed on it ({why})")
-                            continue
-                        finish(k, result)
-            return broken
-
+        labels = [f"{s}/{a}" for a, s in todo]
         try:
-            # A pool whose worker dies breaks with every submission it held: those are graded
-            # again, each in a pool of its own, so that a worker that dies again costs only
-            # the submission it was grading.
-            for k in run_pool(list(range(len(jobs_list))), last=False):
-                run_pool([k], last=True)
+            if cluster:
+                from course.executors import run_cluster
+
+                # a task may take at most the whole budget of its submission, plus start-up
+                run_cluster(jobs_list, labels, finish, bar, cluster, task_seconds=12 * timeout + 60)
+            else:
+                from course.executors import run_local
+
+                run_local(jobs_list, labels, finish, bar, jobs or default_jobs())
         finally:
             if progress is None:
                 bar.close()

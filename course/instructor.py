@@ -417,12 +417,13 @@ def autograde(
     jobs: int | None = None,
     timeout: float | None = None,
     regrade: bool = False,
+    cluster: str | None = None,
 ) -> list[GradeResult]:
     """Autograde every submission (or those of ``students``), with a progress bar.
 
-    By default the trusted path grades (:mod:`course.trusted`: the submission's answers in
-    the instructor's notebook, recorded in a sandbox, the instructor's tests replayed
-    outside), ``jobs`` submissions at a time. ``stock=True`` runs stock ``nbgrader
+    By default the trusted path grades (:mod:`course.grader`: the submission's answers in
+    the instructor's notebook, run in a sandboxed answer server, the instructor's tests run
+    here against it), ``jobs`` submissions at a time. ``stock=True`` runs stock ``nbgrader
     autograde`` instead (it executes student code with the grader's rights: for comparison
     only), as does passing ``grade_one``.
     """
@@ -438,8 +439,9 @@ def autograde(
             from course.secret import SecretError, load_secret
 
             skip_iri_grammars()
+            config = load_config(root)
             if timeout is None:
-                timeout = float(load_config(root).ExecutePreprocessor.get("timeout", 120))
+                timeout = float(config.ExecutePreprocessor.get("timeout", 120))
             try:
                 secret = load_secret()
             except SecretError as err:
@@ -455,7 +457,8 @@ def autograde(
                 timeout=timeout,
                 allow_unsandboxed=allow_unsandboxed,
                 regrade=regrade,
-                config=load_config(root),
+                config=config,
+                cluster=cluster or config.get("CourseAutograde", {}).get("cluster") or None,
             )
             return [GradeResult(g.assignment, g.student, g.graded, g.reason) for g in graded]
         api = nbgrader_api(root)

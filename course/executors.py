@@ -1,0 +1,188 @@
+"""Where submissions are graded: a local pool of processes, or a Dask cluster.
+
+Both run :func:`course.grader.grade_one` (one submission: its sandbox, the instructor's
+tests, the graded notebook) somewhere else and hand each result to ``finish(k, result,
+reason)`` in the coordinating process, which alone writes the gradebook. So both give the
+same grades; they differ only in where ``grade_one`` runs and how a failure is seen:
+
+* :func:`run_local`: a ``ProcessPoolExecutor`` of spawned processes that die with the
+  grader. A pool whose worker dies breaks with every submission it held; those are graded
+  again, each in a pool of its own, so a worker that dies again costs only its submission.
+* :func:`run_cluster`: Dask's distributed scheduler (``tcp://host:8786``, or ``local:N`` for
+  a local cluster of N worker processes). A worker that dies mid-grade has its task run
+  again elsewhere by the scheduler (up to ``distributed.scheduler.allowed-failures``
+  times); a task running longer than ``task_seconds`` is cancelled; a lost scheduler ends
+  the run. Every submission affected is reported as not graded, never scored.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+Finish = Callable[[int, "dict | None", str], None]
+
+
+def default_jobs() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _die_with_parent() -> None:
+    """Pool initializer: the worker (and, through bubblewrap's --die-with-parent, its sandbox)
+    is killed by the kernel as soon as the grader dies, even by ``kill -9``."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() == 1:  # the grader died before the line above
+        os._exit(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the grader's to handle
+
+
+def _outcome(fut: Any) -> tuple[dict | None, str]:
+    """(result, "") or (None, why not graded) of a finished future."""
+    from course.grader import GradingMachineryError, clean
+
+    try:
+        return fut.result(), ""
+    except GradingMachineryError as err:
+        return None, str(err)
+    except Exception as err:  # noqa: BLE001 - confined to this submission
+        return None, f"the grader failed on it ({type(err).__name__}: {clean(str(err))[:300]})"
+
+
+def run_local(jobs: Sequence[dict], labels: Sequence[str], finish: Finish, bar: Any, width: int) -> None:
+    """Grade ``jobs`` in local worker processes, ``width`` at a time."""
+    from course.grader import grade_one
+
+    ctx = multiprocessing.get_context("spawn")
+
+    def run_pool(group: list[int], last: bool) -> list[int]:
+        """Grade ``group`` in one pool; return what a broken pool left ungraded (or, if
+        ``last``, report it as not graded)."""
+        broken: list[int] = []
+        with cf.ProcessPoolExecutor(
+            max_workers=min(width, len(group)), mp_context=ctx, initializer=_die_with_parent
+        ) as pool:
+            running: dict[cf.Future, int] = {}
+            queue = list(group)
+            while queue or running:
+                while queue and len(running) < width:
+                    try:
+                        fut = pool.submit(grade_one, jobs[queue[0]])
+                    except cf.process.BrokenProcessPool:
+                        break
+                    k = queue.pop(0)
+                    running[fut] = k
+                    bar.start(labels[k])
+                if not running:  # the pool is broken: nothing more can be submitted to it
+                    broken += queue
+                    queue = []
+                    break
+                done, _ = cf.wait(running, timeout=1.0, return_when=cf.FIRST_COMPLETED)
+                bar.tick()
+                for fut in done:
+                    k = running.pop(fut)
+                    if isinstance(fut.exception(), cf.process.BrokenProcessPool):
+                        bar.running.pop(labels[k], None)
+                        if last:
+                            finish(k, None, f"a grading worker process died ({fut.exception()})")
+                        else:
+                            broken.append(k)
+                        continue
+                    result, why = _outcome(fut)
+                    finish(k, result, why)
+        return broken
+
+    for k in run_pool(list(range(len(jobs))), last=False):
+        run_pool([k], last=True)
+
+
+def connect(address: str) -> tuple[Any, Any]:
+    """A Dask client for ``address`` (``tcp://...``), or for a new local cluster
+    (``local:N``: N worker processes of one thread each); returns ``(client, cluster)``."""
+    from distributed import Client, LocalCluster
+
+    if address.startswith("local:"):
+        n = int(address.partition(":")[2] or default_jobs())
+        cluster = LocalCluster(
+            n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+        )
+        return Client(cluster), cluster
+    try:
+        return Client(address, timeout="30s"), None
+    except OSError as err:
+        raise SystemExit(f"cluster: cannot reach the Dask scheduler at {address!r} ({err})") from err
+
+
+def run_cluster(
+    jobs: Sequence[dict],
+    labels: Sequence[str],
+    finish: Finish,
+    bar: Any,
+    address: str,
+    task_seconds: float,
+) -> None:
+    """Grade ``jobs`` on the Dask cluster at ``address``; see the module's docstring."""
+    from distributed import wait
+    from distributed.client import FutureCancelledError
+
+    from course.grader import grade_one
+
+    client, cluster = connect(address)
+    try:
+        futures = {
+            client.submit(grade_one, job, pure=False, key=f"grade-{k}-{os.urandom(6).hex()}"): k
+            for k, job in enumerate(jobs)
+        }
+        started: dict[str, float] = {}
+        pending = dict(futures)
+        while pending:
+            try:
+                done, _ = wait(list(pending), timeout=1.0, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                done = set()
+            except OSError as err:  # the scheduler is gone
+                for k in pending.values():
+                    finish(k, None, f"the connection to the Dask scheduler was lost ({err})")
+                return
+            try:
+                running = {key for keys in client.processing().values() for key in keys}
+            except OSError:
+                running = set()
+            now = time.monotonic()
+            for fut, k in list(pending.items()):
+                if fut.key in running and fut.key not in started:
+                    started[fut.key] = now
+                    bar.start(labels[k])
+                if fut.key in started and now - started[fut.key] > task_seconds and fut not in done:
+                    fut.cancel()
+                    del pending[fut]
+                    bar.running.pop(labels[k], None)
+                    finish(k, None, f"no answer from its cluster worker within {task_seconds:g} s")
+            bar.tick()
+            for fut in done:
+                k = pending.pop(fut, None)
+                if k is None:
+                    continue
+                try:
+                    result = fut.result()
+                    why = ""
+                except FutureCancelledError as err:
+                    result, why = None, f"the cluster cancelled it ({err})"
+                except Exception as err:  # noqa: BLE001 - KilledWorker, GradingMachineryError, ...
+                    if type(err).__name__ == "KilledWorker":
+                        result, why = None, f"the cluster workers grading it died ({err})"
+                    else:
+                        result, why = _outcome(fut)
+                if labels[k] not in bar.running:
+                    bar.start(labels[k])
+                finish(k, result, why)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

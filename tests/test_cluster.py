@@ -1,0 +1,182 @@
+"""Grading on a Dask cluster (``course autograde --cluster ADDRESS``), like a real one.
+
+A ``dask scheduler`` and two ``dask worker`` processes run on the loopback as separate
+processes. A mixed class (honest, wrong and hostile submissions) graded there gets exactly
+the grades of the local process pool. Killing one worker (its whole process group) in the
+middle of a run still ends with every submission graded or reported as not graded, never
+scored by the dead worker; a run against a scheduler that is gone says so and stores nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from test_assignments_e2e import course, load_nb, solution_sources, student_notebook  # noqa: E402
+
+from course.sandbox import sandbox_available  # noqa: E402
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not sandbox_available()[0], reason="the grading sandbox (bubblewrap) is unavailable"),
+]
+
+A = "01_convolution_by_hand"
+NB = "convolution_by_hand.ipynb"
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def class_answers() -> dict[str, dict | None]:
+    """Honest, wrong and hostile submissions of assignment 1."""
+    wrong = {"convolve2d": [("kernel[::-1, ::-1]", "kernel")]}
+    answers: dict[str, dict | None] = {f"honest{i}": solution_sources(A) for i in range(4)}
+    answers["blank"] = None
+    answers["noflip"] = solution_sources(A, wrong)
+    crash = solution_sources(A)
+    crash["zero_pad"] = crash["zero_pad"].replace(
+        "    image = np.asarray(image)\n", "    import os\n    os._exit(3)\n"
+    )
+    answers["crash"] = crash
+    reference = solution_sources(A)
+    reference["correlate2d"] = "import scipy.signal\n" + reference["correlate2d"]
+    answers["scipy"] = reference
+    return answers
+
+
+def make_course(base: Path) -> Path:
+    root = base / "course"
+    root.mkdir(parents=True)
+    shutil.copy2(ROOT / "nbgrader_config.py", root)
+    shutil.copytree(ROOT / "solutions", root / "solutions")
+    shutil.copytree(ROOT / "exercises", root / "exercises")
+    course("release", A, root=root)
+    released = load_nb(root / "exercises" / A / NB)
+    inbox = base / "inbox"
+    for student, answers in class_answers().items():
+        (inbox / student / A).mkdir(parents=True)
+        nb = student_notebook(released, answers)
+        (inbox / student / A / NB).write_text(json.dumps(nb), encoding="utf-8")
+    course("collect", str(inbox), root=root)
+    return root
+
+
+def grades(root: Path) -> dict[tuple[str, str], float]:
+    from nbgrader.api import Gradebook
+
+    out = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ['PATH']}"
+        with Gradebook(f"sqlite:///{root / 'grading' / 'gradebook.db'}") as gb:
+            for sub in gb.find_assignment(A).submissions:
+                for nb in sub.notebooks:
+                    for g in nb.grades:
+                        out[(sub.student.id, g.name)] = g.score
+    return out
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A scheduler and two single-threaded workers, each a process group of its own."""
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = dict(os.environ, DASK_DISTRIBUTED__WORKER__DAEMON="False")
+    procs = [
+        subprocess.Popen(
+            [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+            env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+    ]  # fmt: skip
+    time.sleep(2)
+    for _ in range(2):
+        procs.append(
+            subprocess.Popen(
+                [str(BIN / "dask"), "worker", address, "--nthreads", "1", "--nworkers", "1", "--no-dashboard",
+                 "--host", "127.0.0.1"],
+                env=env, cwd=ROOT, start_new_session=True,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+        )  # fmt: skip
+    from distributed import Client
+
+    with Client(address, timeout="30s") as client:
+        client.wait_for_workers(2, timeout=60)
+    yield {"address": address, "workers": procs[1:], "scheduler": procs[0]}
+    for p in procs:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+
+
+def test_cluster_grades_equal_the_local_pool(tmp_path, cluster):
+    local = make_course(tmp_path / "local")
+    remote = make_course(tmp_path / "remote")
+    course("autograde", A, root=local)
+    out = course("autograde", A, "--cluster", cluster["address"], root=remote)
+    assert grades(remote) == grades(local)
+    g = grades(remote)
+    assert sum(v for (s, _), v in g.items() if s == "honest0") == 20
+    assert sum(v for (s, _), v in g.items() if s in ("blank",)) == 0
+    assert g[("crash", "test_zero_pad")] == 0 and g[("scipy", "test_correlate2d_valid")] == 0
+    assert "NOT GRADED" not in out.stdout
+
+
+def test_killing_a_worker_mid_run_loses_no_submission(tmp_path, cluster):
+    root = make_course(tmp_path / "kill")
+    slow = solution_sources(A)
+    slow["output_size"] += "\nimport time\ntime.sleep(4)\n"  # each submission takes a few seconds
+    released = load_nb(root / "exercises" / A / NB)
+    inbox = tmp_path / "kill" / "inbox2"
+    for i in range(6):
+        (inbox / f"slow{i}" / A).mkdir(parents=True)
+        (inbox / f"slow{i}" / A / NB).write_text(json.dumps(student_notebook(released, slow)))
+    course("collect", str(inbox), root=root)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "course", "--root", str(root), "autograde", A,
+         "--cluster", cluster["address"]],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(8)  # both workers are busy by now
+    victim = cluster["workers"][0]
+    os.killpg(victim.pid, signal.SIGKILL)
+    out, err = proc.communicate(timeout=600)
+    students = sorted({s for s, _ in grades(root)})
+    reported = [ln for ln in out.splitlines() if A in ln]
+    assert len(reported) == len(class_answers()) + 6  # every submission has a line
+    not_graded = [ln for ln in reported if "NOT GRADED" in ln]
+    graded = [ln.split()[0] for ln in reported if "NOT GRADED" not in ln]
+    assert sorted(graded) == students  # a score is stored exactly for those reported graded
+    assert all(ln.split()[2] == "20/20" for ln in reported if ln.startswith("slow") and "NOT" not in ln)
+    assert proc.returncode == (1 if not_graded else 0)
+    # what was not graded is graded by a rerun on the surviving worker
+    if not_graded:
+        course("autograde", A, "--cluster", cluster["address"], root=root)
+        assert len({s for s, _ in grades(root)}) == len(class_answers()) + 6
+
+
+def test_a_scheduler_that_is_gone_stores_nothing(tmp_path):
+    root = make_course(tmp_path / "gone")
+    proc = course("autograde", A, "--cluster", f"tcp://127.0.0.1:{free_port()}", root=root, check=False)
+    assert proc.returncode != 0 and "cannot reach the Dask scheduler" in proc.stderr
+    assert not (root / "grading" / "autograded").exists()
