@@ -83,7 +83,8 @@ def _squash(text: str) -> str:
 
 @pytest.fixture(scope="module")
 def summary_feature_map() -> np.ndarray:
-    assert np.array_equal(SUMMARY_IMAGE, SUMMARY_TEXT_IMAGE) and np.array_equal(SUMMARY_KERNEL, SUMMARY_TEXT_KERNEL)
+    assert np.array_equal(SUMMARY_IMAGE, SUMMARY_TEXT_IMAGE)
+    assert np.array_equal(SUMMARY_KERNEL, SUMMARY_TEXT_KERNEL)
     return scipy_convolve2d(SUMMARY_TEXT_IMAGE, SUMMARY_TEXT_KERNEL, mode="valid")
 
 

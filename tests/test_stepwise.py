@@ -24,7 +24,7 @@ from conv_lib import (
     zero_pad,
 )
 
-# The one-page summary's example, typed as in the one-page summary (convolution.md, "Example (Python Implementation)").
+# The one-page summary's example, typed as there (convolution.md, "Example (Python Implementation)").
 SUMMARY_IMAGE_AS_TYPED = np.array(
     [
         [1, 2, 3, 0, 0],
@@ -78,7 +78,7 @@ def test_seed_example_equals_scipy_exactly():
 
 
 def test_summary_feature_map_values_step_by_step():
-    """Each walk step of the one-page summary's example gives scipy's value, with the one-page summary's formula."""
+    """Each walk step of the one-page summary's example gives scipy's value, with its formula."""
     expected = scipy.signal.convolve2d(SUMMARY_IMAGE_AS_TYPED, SUMMARY_KERNEL_AS_TYPED, mode="valid")
     walk = walk_windows(SUMMARY_IMAGE, SUMMARY_KERNEL, flip=True)
     assert walk.output_shape == expected.shape
