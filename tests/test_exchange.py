@@ -3,7 +3,7 @@
 A real exchange folder in a temporary directory; the instructor runs ``python -m course
 --exchange EXCHANGE ...``; two students (each with a home of their own) fetch, submit and
 fetch feedback with ``nbgrader`` and the student configuration the hub gives them
-(``hub/student_config``). One student submits after the due date: the real submission times
+(``hub/exchange_config``). One student submits after the due date: the real submission times
 travel from ``nbgrader submit`` through ``course collect`` into the gradebook, and each
 student fetches only their own feedback. Also: what ``course collect`` refuses or drops, from
 the exchange and from a folder.
@@ -75,7 +75,7 @@ def student(home: Path, exchange: Path, *args: str) -> subprocess.CompletedProce
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "COURSE_"))}
     env.update(
         HOME=str(home),
-        JUPYTER_CONFIG_PATH=str(ROOT / "hub" / "student_config"),
+        JUPYTER_CONFIG_PATH=str(ROOT / "hub" / "exchange_config"),
         COURSE_ID=COURSE_ID,
         COURSE_EXCHANGE=str(exchange),
     )

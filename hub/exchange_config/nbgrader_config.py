@@ -1,4 +1,4 @@
-"""nbgrader's configuration for students' Jupyter servers: which course, which exchange.
+"""nbgrader's configuration for the hub users' Jupyter servers: which course, which exchange.
 
 hub/jupyterhub_config.py puts this folder on every single-user server's JUPYTER_CONFIG_PATH
 and sets COURSE_ID and COURSE_EXCHANGE from the course's own nbgrader_config.py (the one
@@ -6,7 +6,7 @@ place they are written down), so students' `nbgrader fetch_assignment`, `submit`
 `fetch_feedback` (and the Assignments tab) use the instructor's exchange. Outside the hub, a
 student can use it the same way:
 
-    JUPYTER_CONFIG_PATH=hub/student_config COURSE_ID=... COURSE_EXCHANGE=... nbgrader list
+    JUPYTER_CONFIG_PATH=hub/exchange_config COURSE_ID=... COURSE_EXCHANGE=... nbgrader list
 """
 
 import os
