@@ -83,7 +83,7 @@ book: setup web
 	$(BIN)/jupyter-book build $(JB_FLAGS) --path-output . .
 
 lint: setup-test
-	$(BIN)/ruff check conv_lib course coursekit tests bench web deploy
+	$(BIN)/ruff check conv_lib course coursekit tests bench web deploy hub
 
 test: setup-test browser sandbox hub lint book
 	$(BIN)/python -m pytest
