@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 from hostile.build import assignment_of, build  # noqa: E402
-from hostile.cases import CASES, HONEST  # noqa: E402
+from hostile.cases import A1, CASES, HONEST  # noqa: E402
 from test_assignments_e2e import graded_points, load_nb  # noqa: E402
 
 from course.config import ASSIGNMENTS, notebook_name  # noqa: E402
@@ -170,7 +170,20 @@ def _run(base: Path) -> dict:
         folder.mkdir(parents=True)
         (folder / name).write_bytes(data)
         expected[student] = expected_scores({"fails": [], **case}, points[a])
-    checked(run_course("collect", str(incoming), root=root, env=env))
+    # what collect must refuse: an id that would inject CSV rows, a notebook that is a link
+    # to the instructor's solution, a student folder that is a link to another student's
+    unsafe_id = "mallory,20\nmallory"
+    (incoming / unsafe_id / A1).mkdir(parents=True)
+    (incoming / unsafe_id / A1 / f"{notebook_name(A1)}.ipynb").write_bytes(
+        (incoming / "honest_a1_solution_0" / A1 / f"{notebook_name(A1)}.ipynb").read_bytes()
+    )
+    (incoming / "linked_notebook" / A1).mkdir(parents=True)
+    (incoming / "linked_notebook" / A1 / f"{notebook_name(A1)}.ipynb").symlink_to(
+        root / "solutions" / A1 / f"{notebook_name(A1)}.ipynb"
+    )
+    (incoming / "linked_folder").symlink_to(incoming / "honest_a1_solution_1")
+    refused = {unsafe_id, "linked_notebook", "linked_folder"}
+    collect = checked(run_course("collect", str(incoming), root=root, env=env))
 
     def students_args(names: list[str]) -> list[str]:
         return [arg for s in names for arg in ("--student", s)]
@@ -178,14 +191,9 @@ def _run(base: Path) -> dict:
     checked(run_course("autograde", "--timeout", TIMEOUT, *students_args(list(EARLY)), root=root, env=env))
     early_grades = grades(root, list(EARLY))
     early_files = {s: autograded_nb(root, s, assignment_of(c)).read_bytes() for s, c in EARLY.items()}
-    protected = [
-        root / "solutions",
-        root / "exercises",
-        root / "nbgrader_config.py",
-        REPO / "course",
-        REPO / "conv_lib",
-        REPO / "coursekit",
-    ]
+    # the course copy, and the one folder of the repository bound into the sandboxes (read-only);
+    # the rest of the repository is not there at all (a canary case tries to write to it)
+    protected = [root / "solutions", root / "exercises", root / "nbgrader_config.py", REPO / "coursekit"]
     snapshot = tree_hash(*protected)
     tmp_before = tmp_leftovers()
 
@@ -222,6 +230,7 @@ def _run(base: Path) -> dict:
     )
     regraded = grades(root, regraded_students)
     checked(run_course("feedback", root=root, env=env))
+    checked(run_course("export", root=root, env=env))
     pages = {}
     for s in class_students:
         page = feedback_page(root, s, assignment_of(everyone[s]))
@@ -250,6 +259,8 @@ def _run(base: Path) -> dict:
         "tmp_before": tmp_before,
         "pages": pages,
         "pages_text": {s: html.unescape(p) for s, p in pages.items()},
+        "collect": collect,
+        "refused": refused,
     }
 
 
