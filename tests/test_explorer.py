@@ -1,4 +1,4 @@
-"""The convolution explorer (``web/explorer/conv-explorer.js``) on the built site.
+"""The convolution explorer (``web/explorer/``) on the built site.
 
 Its numbers are conv_lib's: the widget is driven through its JavaScript API
 (``element.convExplorer.setState(...)``) over a grid of settings (random inputs, channels,
@@ -190,7 +190,7 @@ def check_shown(got: dict, s: dict) -> str:
 
 def test_the_chapter_embeds_two_explorers_served_by_the_site(chapter, base_url, site_dir):
     scripts = chapter.eval_on_selector_all("script[src*='conv-explorer']", "ss => ss.map(s => s.src)")
-    assert len(scripts) == 1 and scripts[0].startswith(base_url), scripts
+    assert len(scripts) == 2 and all(src.startswith(base_url) for src in scripts), scripts
     # Pages without an explorer do not load it.
     assert "conv-explorer" not in (site_dir / "intro.html").read_text(encoding="utf-8")
     assert chapter.locator(".conv-explorer.ce-ready").count() == 2

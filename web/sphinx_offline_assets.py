@@ -5,9 +5,9 @@
 * Copies Font Awesome 4 (``font-awesome`` from npm) into ``_static/font-awesome`` and
   rewrites the stylesheet link that matplotlib's ``Animation.to_jshtml`` player puts in
   the page (a CDN address) to that copy.
-* Serves the course's convolution explorer (``web/explorer/``: ``conv-explorer.js`` and
-  ``.css``, no dependency) from ``_static/explorer`` and loads it on the pages that embed
-  one (``<div class="conv-explorer">`` in a raw HTML block).
+* Serves the course's convolution explorer (``web/explorer/``: ``conv-explorer-core.js``,
+  ``conv-explorer.js`` and ``.css``, no dependency) from ``_static/explorer`` and loads it
+  on the pages that embed one (``<div class="conv-explorer">`` in a raw HTML block).
 * Drops the duplicate inline configuration script of sphinx-thebe (a console error).
 * Makes the jshtml player accessible when its author did not: a fallback ``alt`` on the
   frame ``<img>`` (``conv_lib.animation_html`` sets a real one) and a label on the frame
@@ -29,7 +29,7 @@ from sphinx.errors import ExtensionError
 
 NODE_MODULES = Path(__file__).resolve().parent / "node_modules"
 EXPLORER = Path(__file__).resolve().parent / "explorer"
-EXPLORER_FILES = ("conv-explorer.js", "conv-explorer.css")
+EXPLORER_FILES = ("conv-explorer-core.js", "conv-explorer.js", "conv-explorer.css")
 
 # What goes into the site: (package folder, sub-folder to copy, destination under _static).
 _ASSETS = [
@@ -83,6 +83,7 @@ def _patch_page(app: Sphinx, pagename: str, templatename: str, context: dict, do
     # ARIA 1.2 and not list items (rule aria-required-children): make them list items.
     body = body.replace('role="doc-biblioentry"', 'role="listitem"')
     if 'class="conv-explorer"' in body:  # this page only (Sphinx >= 3.5 adds to the page in progress)
+        app.add_js_file("explorer/conv-explorer-core.js")  # the numbers, then the page
         app.add_js_file("explorer/conv-explorer.js")
         app.add_css_file("explorer/conv-explorer.css")
     if "_anim_img" in body:  # matplotlib's jshtml player
