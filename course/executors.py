@@ -55,7 +55,7 @@ def _outcome(fut: Any) -> tuple[dict | None, str]:
         return None, f"the grader failed on it ({type(err).__name__}: {clean(str(err))[:300]})"
 
 
-def run_local(jobs: Sequence[dict], labels: Sequence[str], finish: Finish, bar: Any, width: int) -> None:
+def run_local(jobs: Sequence[Any], labels: Sequence[str], finish: Finish, bar: Any, width: int) -> None:
     """Grade ``jobs`` in local worker processes, ``width`` at a time."""
     from course.grader import grade_one
 
@@ -120,7 +120,7 @@ def connect(address: str) -> tuple[Any, Any]:
 
 
 def run_cluster(
-    jobs: Sequence[dict],
+    jobs: Sequence[Any],
     labels: Sequence[str],
     finish: Finish,
     bar: Any,

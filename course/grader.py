@@ -356,24 +356,44 @@ def graded_notebook(rec: Reconstructed, process: Any, outcomes: dict[int, Outcom
     return nb
 
 
-def grade_one(job: dict) -> dict:
+@dataclass
+class GradingJob:
+    """Everything a worker needs to grade one submission, and nothing of other students.
+
+    It travels to the worker process (local pool or cluster), never into the student's
+    sandbox: the sandbox gets only the answer cells and the calls.
+    """
+
+    spec: Spec  # the instructor's release and tests (hidden ones included)
+    rec: Reconstructed  # the release notebook with this student's answer sources
+    student: str
+    secret: bytes  # the instructor secret: seeds this student's hidden cases
+    timeout: float  # seconds per test cell (and to run the answer cells)
+    has_file: bool  # False: nothing was submitted; every test scores zero
+    allow_unsandboxed: bool
+    fingerprint: str = ""  # of the submitted files (see :func:`already_graded`)
+    timestamp: Any = None  # the submission time (timestamp.txt), for late penalties
+
+
+def grade_one(job: GradingJob) -> dict:
     """Worker: one submission from answer server to graded notebook (no gradebook here).
 
-    Returns ``{"nb": notebook}``. Raises :class:`GradingMachineryError` when the grader
-    itself failed (the submission is then reported as not graded).
+    Returns ``{"nb": the graded notebook, "events": what stopped the student's process}``.
+    Raises :class:`GradingMachineryError` when the grader itself failed (the submission is
+    then reported as not graded).
     """
     from course.sandbox import SandboxLimits, SandboxUnavailableError
     from course.student_process import Budget, StudentProcess
 
-    if os.environ.get("COURSE_TEST_KILL_WORKER_FOR") == job["student"]:
+    if os.environ.get("COURSE_TEST_KILL_WORKER_FOR") == job.student:
         os._exit(70)  # a test hook: the grader worker dies on this student (tests/test_class_run.py)
     skip_iri_grammars()
-    spec: Spec = job["spec"]
-    rec: Reconstructed = job["rec"]
+    spec: Spec = job.spec
+    rec: Reconstructed = job.rec
     process = None
     try:
-        if job["has_file"]:
-            timeout = float(job["timeout"])
+        if job.has_file:
+            timeout = float(job.timeout)
             process = StudentProcess(
                 student_cells(rec),
                 packages=spec.packages,
@@ -384,7 +404,7 @@ def grade_one(job: dict) -> dict:
                     tmp_bytes=64 * 2**20,
                 ),
                 budget=Budget(start_seconds=timeout, call_seconds=timeout),
-                allow_unsandboxed=job["allow_unsandboxed"],
+                allow_unsandboxed=job.allow_unsandboxed,
             )
             try:
                 started = process.start()
@@ -395,7 +415,7 @@ def grade_one(job: dict) -> dict:
                     "the sandbox's Python ended before running any cell: "
                     + (process.events[-1] if process.events else "unknown reason")
                 )
-        outcomes = run_tests(spec, rec, process, job["secret"], job["student"], float(job["timeout"]))
+        outcomes = run_tests(spec, rec, process, job.secret, job.student, float(job.timeout))
         events = list(dict.fromkeys(process.events)) if process is not None else []
         return {"nb": graded_notebook(rec, process, outcomes), "events": events}
     finally:
@@ -626,17 +646,17 @@ def autograde_trusted(
             rec = reconstruct(spec, path, note)
             rec.graded_file = str(path or "")
             jobs_list.append(
-                {
-                    "spec": spec,
-                    "rec": rec,
-                    "student": student,
-                    "secret": secret,
-                    "timeout": timeout,
-                    "has_file": path is not None,
-                    "allow_unsandboxed": allow_unsandboxed,
-                    "fingerprint": submission_fingerprint(folder),
-                    "timestamp": read_timestamp(folder),
-                }
+                GradingJob(
+                    spec=spec,
+                    rec=rec,
+                    student=student,
+                    secret=secret,
+                    timeout=timeout,
+                    has_file=path is not None,
+                    allow_unsandboxed=allow_unsandboxed,
+                    fingerprint=submission_fingerprint(folder),
+                    timestamp=read_timestamp(folder),
+                )
             )
         bar = progress or Progress(len(todo), "graded")
 
@@ -646,8 +666,8 @@ def autograde_trusted(
             nb = result["nb"] if result else None
             if nb is not None:
                 try:
-                    save_grades(gb, nb, db_url, a, s, specs[a].notebook, job["timestamp"], config)
-                    write_autograded(root, nb, a, s, specs[a].notebook, job["fingerprint"])
+                    save_grades(gb, nb, db_url, a, s, specs[a].notebook, job.timestamp, config)
+                    write_autograded(root, nb, a, s, specs[a].notebook, job.fingerprint)
                 except Exception as err:  # noqa: BLE001 - confined to this submission
                     nb, reason = (
                         None,
