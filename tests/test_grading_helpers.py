@@ -91,7 +91,7 @@ def test_compare_arrays_names_case_index_expected_and_got() -> None:
     got = expected.copy()
     got[1, 2] = 7.5
     msg = fails_with(
-        "First mismatch at index (1, 2): expected np.float64(5.0), got np.float64(7.5)",
+        "First mismatch at index (1, 2): expected 5.0, got 7.5",
         compare_arrays,
         got,
         expected,
@@ -706,7 +706,7 @@ POOL_BACKWARD_BUGS = [
                 "                mask * grad_out[:, :, i:i + 1, j:j + 1])\n",
             )
         ],
-        "only the FIRST one",
+        "only the FIRST maximum",
     ),
     (
         "max",
@@ -721,7 +721,7 @@ POOL_BACKWARD_BUGS = [
                 "grad_x[b, ch, i * sh + m, j * sw + q] = grad_out",
             )
         ],
-        "ADD (+=)",
+        "receives the SUM of",
     ),
     (
         "avg",
@@ -736,7 +736,7 @@ POOL_BACKWARD_BUGS = [
                 "= grad_out[:, :, i:i + 1, j:j + 1] / (kh * kw)",
             )
         ],
-        "ADD (+=)",
+        "receives the SUM of",
     ),
 ]
 

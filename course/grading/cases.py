@@ -9,6 +9,7 @@ every student, the same on regrading.
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -34,6 +35,7 @@ __all__ = [
     "pool_cases",
     "signal_cases",
     "softmax_cases",
+    "threshold_cases",
     "span_out",
     "window_value_cases",
     "zero_pad_cases",
@@ -84,10 +86,15 @@ def span_out(n: int, k: int, s: int, p: int, d: int, ceil: bool = False) -> int:
 def zero_pad_cases(hidden: bool) -> list[Case]:
     pos = ("image", "padding")
     if not hidden:
-        img = np.arange(1.0, 7.0).reshape(2, 3)
+        img = np.arange(1.0, 16.0).reshape(3, 5)
+        stack = np.arange(1.0, 13.0).reshape(2, 1, 2, 3)
         return [
-            Case("image 2x3, padding=1", {"image": img, "padding": 1}, pos),
-            Case("image 2x3, padding=(2, 1)", {"image": img, "padding": (2, 1)}, pos),
+            Case("image 3x5 float64, padding=1", {"image": img, "padding": 1}, pos),
+            Case(
+                "image 3x5 float32, padding=(2, 1)", {"image": img.astype(np.float32), "padding": (2, 1)}, pos
+            ),
+            Case("image 3x5 float64, padding=0", {"image": img, "padding": 0}, pos),
+            Case("a stack (2, 1, 2, 3) float64, padding=(0, 2)", {"image": stack, "padding": (0, 2)}, pos),
         ]
     rng = hidden_rng("zero_pad")
     cases = []
@@ -131,6 +138,16 @@ def window_value_cases(hidden: bool) -> list[Case]:
                 {"image": img, "kernel": ker, "i": 1, "j": 2},
                 pos,
             ),
+            Case(
+                "image 4x5 = arange(20) float32, kernel [[1, 2, 0.5], [-1, 0, 3]] float32, (i, j)=(2, 1)",
+                {
+                    "image": np.arange(20.0, dtype=np.float32).reshape(4, 5),
+                    "kernel": np.array([[1, 2, 0.5], [-1, 0, 3]], dtype=np.float32),
+                    "i": 2,
+                    "j": 1,
+                },
+                pos,
+            ),
         ]
     rng = hidden_rng("window_value")
     cases = []
@@ -156,22 +173,35 @@ def signal_cases(kind: str, modes: Sequence[str], hidden: bool) -> list[Case]:
     pos = ("image", "kernel")
     cases: list[Case] = []
     if not hidden:
-        img = np.asarray(cl.SUMMARY_IMAGE, dtype=float)
-        ker = np.asarray(cl.SUMMARY_KERNEL, dtype=float)
-        small = np.arange(1.0, 13.0).reshape(3, 4)
-        k2 = np.array([[1.0, 2.0], [3.0, 4.0]])
+        # Kernels unchanged by no flip or transpose (so each mistake gives its own result), an
+        # integer image (the result is a float array), float32, and the one-page summary's example.
+        image = np.arange(20).reshape(4, 5)
+        kernel = np.array([[1.0, 2.0, 0.5], [-1.0, 0.0, 3.0]])
+        small = (np.arange(1.0, 13.0).reshape(3, 4) ** 1.5 % 7).astype(np.float32)
+        k32 = np.array([[2.0, -1.0], [0.5, 1.0], [0.0, 3.0]], dtype=np.float32)
         for mode in modes:
             cases.append(
                 Case(
-                    f"the one-page summary image 5x5 and seed kernel 3x3, mode='{mode}'",
-                    {"image": img, "kernel": ker, "mode": mode},
+                    f"image 4x5 = arange(20) (integers), kernel [[1, 2, 0.5], [-1, 0, 3]], mode='{mode}'",
+                    {"image": image, "kernel": kernel, "mode": mode},
                     pos,
                 )
             )
             cases.append(
                 Case(
-                    f"image 3x4 = arange(1, 13), kernel [[1, 2], [3, 4]], mode='{mode}'",
-                    {"image": small, "kernel": k2, "mode": mode},
+                    f"image 3x4 float32, kernel 3x2 float32 [[2, -1], [0.5, 1], [0, 3]], mode='{mode}'",
+                    {"image": small, "kernel": k32, "mode": mode},
+                    pos,
+                )
+            )
+            cases.append(
+                Case(
+                    f"the one-page summary's image 5x5 and edge kernel 3x3 (integers), mode='{mode}'",
+                    {
+                        "image": np.asarray(cl.SUMMARY_IMAGE),
+                        "kernel": np.asarray(cl.SUMMARY_KERNEL),
+                        "mode": mode,
+                    },
                     pos,
                 )
             )
@@ -186,17 +216,26 @@ def signal_cases(kind: str, modes: Sequence[str], hidden: bool) -> list[Case]:
         # At least as large as the kernel both ways, so a transposed kernel still fits.
         h, w = (int(v) for v in rng.integers(max(kh, kw), 10, size=2))
         dtype = np.float32 if k % 2 else np.float64
+        image = _array(rng, (h, w), dtype)
+        if k in (2, 4):  # integer images: the result is still a float array
+            image = rng.integers(-5, 10, size=(h, w))
         cases.append(
             Case(
-                f"image {h}x{w} {np.dtype(dtype).name}, kernel {kh}x{kw}, mode='{mode}'",
-                {"image": _array(rng, (h, w), dtype), "kernel": _array(rng, (kh, kw), dtype), "mode": mode},
+                f"image {h}x{w} {image.dtype.name}, kernel {kh}x{kw} {np.dtype(dtype).name}, mode='{mode}'",
+                {"image": image, "kernel": _array(rng, (kh, kw), dtype), "mode": mode},
                 pos,
             )
         )
     return cases
 
 
-_VISIBLE_OUTPUT_SIZES = [(5, 3, 1, 0, 1), (32, 5, 1, 2, 1), (7, 3, 2, 0, 1)]
+_VISIBLE_OUTPUT_SIZES = [
+    (5, 3, 1, 0, 1),
+    (32, 5, 1, 2, 1),
+    (8, 3, 2, 0, 1),
+    (10, 3, 1, 0, 2),
+    (9, 3, 2, 1, 2),
+]
 
 
 def output_size_cases(
@@ -262,18 +301,42 @@ def conv_cases(feature: str, hidden: bool) -> list[Case]:
         )
 
     if not hidden:
-        x = np.arange(16.0).reshape(1, 1, 4, 4)
-        w = np.array([[[[1.0, 0.0], [0.0, -1.0]]]])
+        # Small, fixed, and free of symmetries: non-square kernels that no flip or transpose
+        # leaves unchanged, strides and paddings that differ along H and W, float32 too.
+        vis = np.random.default_rng(zlib.crc32(f"conv2d:{feature}".encode()))
+        x = np.arange(20.0).reshape(1, 1, 4, 5)
+        w = np.array([[[[1.0, 0.0, 2.0], [0.5, -1.0, 0.0]]]])
         if feature == "basic":
             add(x, w)
+            add(_array(vis, (1, 1, 5, 4), np.float32), _array(vis, (1, 1, 3, 2), np.float32))
         elif feature == "channels":
-            x2 = np.stack([x[0, 0], -x[0, 0]])[None]
-            w2 = np.arange(16.0).reshape(2, 2, 2, 2) / 10
-            add(x2, w2, np.array([0.5, -1.0]))
+            x2 = _array(vis, (2, 2, 4, 5))
+            add(x2, _array(vis, (3, 2, 2, 3)), np.array([0.5, -1.0, 2.0]))
+            add(
+                x2.astype(np.float32)[:1],
+                _array(vis, (2, 2, 3, 2), np.float32),
+                np.array([1.0, -2.0], np.float32),
+            )
         elif feature == "stride_padding":
             add(x, w, None, 2, 1)
+            add(_array(vis, (2, 2, 7, 6)), _array(vis, (3, 2, 3, 2)), None, (2, 3), (1, 0))
+            add(
+                _array(vis, (1, 1, 6, 5), np.float32),
+                _array(vis, (1, 1, 2, 3), np.float32),
+                None,
+                (3, 1),
+                (0, 2),
+            )
         else:
-            add(x, w, None, 1, 0, 2)
+            add(np.arange(42.0).reshape(1, 1, 6, 7), w, None, 1, 0, 2)
+            add(
+                _array(vis, (2, 2, 7, 8), np.float32),
+                _array(vis, (2, 2, 2, 3), np.float32),
+                None,
+                1,
+                1,
+                (2, 3),
+            )
         return cases
     rng = hidden_rng(f"conv2d:{feature}")
     strides = [(2, 3), 3, 2, (1, 2), (3, 1), 2]
@@ -336,11 +399,17 @@ def pool_cases(kind: str, feature: str, hidden: bool) -> list[Case]:
         )
 
     if not hidden:
-        x = np.array([[[[1.0, 2, 5, 0], [3, 4, 1, -1], [0, 1, 9, 8], [2, 3, 7, 6]]]])
+        vis = np.random.default_rng(zlib.crc32(f"{kind}:{feature}".encode()))
+        x = np.array([[[[1.0, 2, 5, 0, 3], [3, 4, 1, -1, 2], [0, 1, 9, 8, 7], [2, 3, 7, 6, 1]]]])
+        ties = vis.integers(0, 3, size=(2, 1, 5, 6)).astype(np.float64)  # many equal maxima
         if feature == "basic":
             add(x, 2, None)
+            add(_array(vis, (2, 3, 7, 5), np.float32), (3, 2), None)
+            add(ties, (2, 3), None)
         else:
             add(x, 3, 1)
+            add(_array(vis, (1, 2, 7, 6), np.float32), (3, 2), (2, 1))
+            add(ties, 3, (1, 2))
         return cases
     rng = hidden_rng(f"{kind}:{feature}")
     specs = {
@@ -360,8 +429,8 @@ def pool_cases(kind: str, feature: str, hidden: bool) -> list[Case]:
     }[feature]
     for k, (shape, ks, st) in enumerate(specs):
         add(_array(rng, shape, np.float32 if k % 2 else np.float64), ks, st)
-    if kind == "max" and feature == "overlap":  # ties: a quantised input
-        add(rng.integers(0, 3, size=(1, 2, 6, 5)).astype(np.float64), 3, 1)
+    if kind == "max":  # ties: a quantised input
+        add(rng.integers(0, 3, size=(1, 2, 6, 5)).astype(np.float64), 3, 1 if feature == "overlap" else None)
     return cases
 
 
@@ -374,8 +443,8 @@ def backward_cases(feature: str, hidden: bool) -> list[Case]:
     """conv2d_backward cases: the conv2d cases of ``feature`` with a random ``grad_out``."""
     pos = ("grad_out", "x", "weight")
     fwd_cases = conv_cases(feature, hidden)
-    if feature == "basic" and hidden:  # several channels too, stride 1, no padding
-        fwd_cases += conv_cases("channels", True)[:4]
+    if feature == "basic":  # several channels too, stride 1, no padding
+        fwd_cases += conv_cases("channels", hidden)[: 4 if hidden else 1]
     rng = case_rng(f"backward:{feature}", hidden)
     cases = []
     for fc in fwd_cases:
@@ -432,11 +501,19 @@ def pool_backward_cases(kind: str, feature: str, hidden: bool) -> list[Case]:
 
 
 def numeric_gradient_functions(hidden: bool) -> list[tuple[str, Callable[[np.ndarray], float], np.ndarray]]:
-    """(label, f, x) triples for numeric_gradient: one visible, three hidden (secret x and A)."""
+    """(label, f, x) triples for numeric_gradient; x is float64, float32 or integer (the gradient is
+    always computed on a float64 copy)."""
     rng = case_rng("numeric_gradient", hidden)
     a = rng.standard_normal((2, 3))
-    funcs: list[tuple[str, Callable[[np.ndarray], float], np.ndarray]] = [
-        ("f(x) = sum(x**3), x of shape (3,)", lambda x: float(np.sum(x**3)), rng.standard_normal(3)),
+    cube: Callable[[np.ndarray], float] = lambda x: float(np.sum(x**3))  # noqa: E731
+    if not hidden:
+        return [
+            ("f(x) = sum(x**3), x = [0.5, -1.2, 2.0] float64", cube, np.array([0.5, -1.2, 2.0])),
+            ("f(x) = sum(x**3), x = [0.5, -1.2, 2.0] float32", cube, np.array([0.5, -1.2, 2.0], np.float32)),
+            ("f(x) = sum(x**3), x = [1, -2, 3] (integers)", cube, np.array([1, -2, 3])),
+        ]
+    return [
+        ("f(x) = sum(x**3), x of shape (3,) float32", cube, rng.standard_normal(3).astype(np.float32)),
         (
             "f(x) = sum(sin(x) * A), x of shape (2, 3)",
             lambda x: float(np.sum(np.sin(x) * a)),
@@ -447,8 +524,8 @@ def numeric_gradient_functions(hidden: bool) -> list[tuple[str, Callable[[np.nda
             lambda x: float(np.sum(np.exp(x)) * x[0, 1, 0, 0]),
             rng.standard_normal((1, 2, 2, 3)),
         ),
+        ("f(x) = sum(x**3), x of shape (2, 2) integers", cube, rng.integers(-4, 5, size=(2, 2))),
     ]
-    return funcs if hidden else funcs[:1]
 
 
 def gradient_error_setup(hidden: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -486,13 +563,51 @@ def edge_images(hidden: bool) -> list[tuple[str, np.ndarray]]:
     ]
 
 
+def threshold_cases(hidden: bool) -> list[tuple[str, np.ndarray, float]]:
+    """(label, image, threshold) for detect_edges, each with a pixel whose magnitude EQUALS
+    threshold * max (``>`` and ``>=`` differ there).
+
+    The images are integers, so gx and gy are exact integers in any order of summation, and
+    the largest magnitude and the tied one are whole numbers (sqrt of a perfect square): the
+    tie is exact for every correct implementation.
+    """
+    rng = case_rng("edges:thresholds", hidden)
+    out: list[tuple[str, np.ndarray, float]] = []
+    while len(out) < (1 if not hidden else 2):
+        h, w = (int(v) for v in rng.integers(5, 10, size=2))
+        img = rng.integers(0, 4, size=(h, w)).astype(np.float64)
+        gx = cl.correlate2d(img, cl.get_kernel("sobel_x"), "same")
+        gy = cl.correlate2d(img, cl.get_kernel("sobel_y"), "same")
+        sq = np.rint(gx**2 + gy**2).astype(np.int64)
+        top = int(sq.max())
+        root = math.isqrt(top)
+        if root * root != top or top == 0:
+            continue
+        for t2 in sorted(set(sq.ravel().tolist())):
+            t = math.isqrt(t2)
+            if 0 < t2 < top and t * t == t2 and (t / root) * root == t and 0.2 <= t / root <= 0.8:
+                out.append((f"a {h}x{w} image of integers 0-3, threshold={t}/{root}", img, t / root))
+                break
+    return out
+
+
 def softmax_cases(hidden: bool) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """(label, logits, y) triples for softmax_cross_entropy."""
     if not hidden:
         rng = case_rng("softmax", False)
-        return [("logits (4, 3), y=[0, 2, 1, 2]", rng.standard_normal((4, 3)), np.array([0, 2, 1, 2]))]
+        apart = np.array([[1.0, 2.0, 0.5], [1001.0, 1003.0, 999.0], [-998.0, -1000.0, -999.5]])
+        return [
+            ("logits (4, 3), y=[0, 2, 1, 2]", rng.standard_normal((4, 3)), np.array([0, 2, 1, 2])),
+            (
+                "large logits (3, 4) around 1000, y=[3, 0, 1]",
+                1000 + 20 * rng.standard_normal((3, 4)),
+                np.array([3, 0, 1]),
+            ),
+            ("rows far apart in scale (around 1, 1000 and -1000), y=[1, 0, 2]", apart, np.array([1, 0, 2])),
+        ]
     rng = hidden_rng("softmax")
     n = int(rng.integers(8, 33))
+    apart = rng.standard_normal((6, 10)) + np.array([0.0, 900.0, -900.0, 400.0, -50.0, 2000.0])[:, None]
     return [
         (f"logits ({n}, 10)", 3 * rng.standard_normal((n, 10)), rng.integers(0, 10, n)),
         (
@@ -500,6 +615,7 @@ def softmax_cases(hidden: bool) -> list[tuple[str, np.ndarray, np.ndarray]]:
             1000 + 50 * rng.standard_normal((5, 10)),
             rng.integers(0, 10, 5),
         ),
+        ("rows far apart in scale (6, 10), from around -900 to around 2000", apart, rng.integers(0, 10, 6)),
         ("one sample (1, 10)", rng.standard_normal((1, 10)), rng.integers(0, 10, 1)),
         ("logits (4, 3)", rng.standard_normal((4, 3)), rng.integers(0, 3, 4)),
     ]

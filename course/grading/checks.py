@@ -24,7 +24,17 @@ import numpy as np
 import conv_lib as cl
 from course.grading import cases as C
 from course.grading import diagnoses as D
-from course.grading.compare import Case, Diagnosis, GradingError, compare_arrays, passed, run_cases
+from course.grading.compare import (
+    Case,
+    Diagnosis,
+    DtypeRule,
+    GradingError,
+    compare_arrays,
+    format_value,
+    passed,
+    run_cases,
+    tolerances,
+)
 
 __all__ = [
     "check_avg_pool2d",
@@ -53,8 +63,28 @@ __all__ = [
 # ---------------------------------------------------------------------------------------
 
 
+def _keep_dtype(param: str, how: str) -> Callable[[Case], DtypeRule]:
+    """The rule "the result keeps the dtype of ``param``" (``how``: the hint's fix)."""
+    return lambda c: DtypeRule(
+        np.asarray(c.params[param]).dtype,
+        f"keep the dtype of `{param}` ({np.asarray(c.params[param]).dtype.name} here): {how}",
+    )
+
+
+def _input_tolerance(param: str) -> Callable[[Case], tuple[float, float]]:
+    """float32 tolerances when ``param`` is float32 (the student may compute in float32)."""
+    return lambda c: tolerances(np.zeros(1, dtype=np.result_type(c.params[param], np.float32)))
+
+
+_FLOAT_RESULT = DtypeRule(
+    "floating",
+    "the result is a float array even for an integer image: create the output with a float "
+    "dtype (np.zeros(shape), or dtype=np.result_type(image, kernel, np.float32)).",
+)
+
+
 def check_zero_pad(zero_pad: Callable[..., Any], hidden: bool = False) -> None:
-    """Compare ``zero_pad(image, padding)`` with :func:`conv_lib.zero_pad`."""
+    """Compare ``zero_pad(image, padding)`` with :func:`conv_lib.zero_pad` (values, then dtype)."""
     run_cases(
         zero_pad,
         "zero_pad",
@@ -63,6 +93,7 @@ def check_zero_pad(zero_pad: Callable[..., Any], hidden: bool = False) -> None:
         D.zero_pad_variants,
         "zero_pad",
         hidden,
+        dtype=_keep_dtype("image", "np.zeros(shape, dtype=image.dtype) (np.zeros alone makes float64)."),
     )
 
 
@@ -81,6 +112,7 @@ def check_window_value(window_value: Callable[..., Any], hidden: bool = False) -
         D.window_value_variants,
         "window_value",
         hidden,
+        tolerance=_input_tolerance("image"),
     )
 
 
@@ -96,6 +128,7 @@ def check_correlate2d(
         lambda c: D.signal_variants("correlate2d", c),
         f"correlate2d, mode {'/'.join(modes)}",
         hidden,
+        dtype=lambda c: _FLOAT_RESULT,
     )
 
 
@@ -111,6 +144,7 @@ def check_convolve2d(
         lambda c: D.signal_variants("convolve2d", c),
         f"convolve2d, mode {'/'.join(modes)}",
         hidden,
+        dtype=lambda c: _FLOAT_RESULT,
     )
 
 
@@ -157,13 +191,14 @@ def check_output_size(output_size: Callable[..., Any], hidden: bool = False) -> 
         got = c.call(output_size, "output_size")
         if isinstance(got, (float, np.floating)) and float(got).is_integer() and int(got) == expected:
             raise GradingError(
-                f"output_size({c.signature()}) returned {got!r}, a float: use integer division "
+                f"output_size({c.signature()}) returned {format_value(got)}, a float: use integer division "
                 "`//` so that the size is an int."
             )
         if not isinstance(got, (int, np.integer)) or isinstance(got, bool):
             extra = " Use integer division `//`." if isinstance(got, (float, np.floating)) else ""
             raise GradingError(
-                f"output_size({c.signature()}) returned {got!r}; expected an int ({expected}).{extra}"
+                f"output_size({c.signature()}) returned {format_value(got)}; "
+                f"expected an int ({expected}).{extra}"
             )
         answers.append((c, args, expected, int(got)))
     wrong = [(c, exp, got) for c, _, exp, got in answers if got != exp]
@@ -203,6 +238,7 @@ def check_conv2d(conv2d: Callable[..., Any], feature: str = "basic", hidden: boo
         D.conv_variants,
         f"conv2d ({feature.replace('_', ' and ')})",
         hidden,
+        dtype=_keep_dtype("x", "make the output with dtype=x.dtype (np.zeros(shape) alone is float64)."),
     )
 
 
@@ -220,6 +256,7 @@ def check_max_pool2d(max_pool2d: Callable[..., Any], feature: str = "basic", hid
         lambda c: D.pool_variants("max", c),
         f"max_pool2d ({feature})",
         hidden,
+        dtype=_keep_dtype("x", "make the output with dtype=x.dtype (np.zeros(shape) alone is float64)."),
     )
 
 
@@ -233,6 +270,7 @@ def check_avg_pool2d(avg_pool2d: Callable[..., Any], feature: str = "basic", hid
         lambda c: D.pool_variants("avg", c),
         f"avg_pool2d ({feature})",
         hidden,
+        dtype=_keep_dtype("x", "make the output with dtype=x.dtype (np.zeros(shape) alone is float64)."),
     )
 
 
@@ -260,15 +298,18 @@ def check_conv2d_backward(
         cases = cases[::2] + cases[1::4]
     k = _BACKWARD_PARTS[part]
     names = {"dx": "grad_x", "dw": "grad_weight", "db": "grad_bias"}
-    for c in cases:
-        got = c.call(conv2d_backward, "conv2d_backward")
+
+    def extract(got: Any, c: Case) -> Any:
         if not isinstance(got, (tuple, list)) or len(got) != 3:
             raise GradingError(
                 f"conv2d_backward must return a tuple (grad_x, grad_weight, grad_bias); got "
                 f"{type(got).__name__} for {c.label}."
             )
+        return got[k]
+
+    def reference(c: Case) -> np.ndarray:
         p = c.params
-        expected = cl.conv2d_backward(
+        return cl.conv2d_backward(
             p["grad_out"],
             p["x"],
             p["weight"],
@@ -276,14 +317,19 @@ def check_conv2d_backward(
             padding=p["padding"],
             dilation=p["dilation"],
         )[k]
-        compare_arrays(
-            got[k],
-            expected,
-            case=c.label,
-            name=f"conv2d_backward -> {names[part]}",
-            diagnoses=D.backward_variants(part, c),
-        )
-    passed(f"conv2d_backward {names[part]} ({feature})", len(cases), hidden)
+
+    run_cases(
+        conv2d_backward,
+        "conv2d_backward",
+        cases,
+        reference,
+        lambda c: D.backward_variants(part, c),
+        f"conv2d_backward {names[part]} ({feature})",
+        hidden,
+        extract=extract,
+        tolerance=_input_tolerance("x"),
+        result_name=f"conv2d_backward -> {names[part]}",
+    )
 
 
 def check_max_pool2d_backward(
@@ -304,6 +350,7 @@ def check_max_pool2d_backward(
         D.max_pool_backward_variants,
         f"max_pool2d_backward ({feature})",
         hidden,
+        tolerance=_input_tolerance("grad_out"),
     )
 
 
@@ -321,79 +368,127 @@ def check_avg_pool2d_backward(
         D.avg_pool_backward_variants,
         f"avg_pool2d_backward ({feature})",
         hidden,
+        tolerance=_input_tolerance("grad_out"),
     )
 
 
 def check_numeric_gradient(numeric_gradient: Callable[..., Any], hidden: bool = False) -> None:
-    """Compare ``numeric_gradient(f, x, eps)`` with :func:`conv_lib.numeric_gradient`."""
-    n = 0
-    for label, f, x in C.numeric_gradient_functions(hidden):
-        for eps in (1e-4,) if not hidden else (1e-4, 1e-3):
-            c = Case(f"{label}, eps={eps}", {"f": f, "x": x, "eps": eps}, ("f", "x"))
-            got = c.call(numeric_gradient, "numeric_gradient")
-            ref = cl.numeric_gradient(f, x, eps=eps)
-            forward = np.zeros_like(x)
-            base = f(x)
-            for idx in np.ndindex(x.shape):
-                xp = x.copy()
-                xp[idx] += eps
-                forward[idx] = (f(xp) - base) / eps
-            compare_arrays(
-                got,
-                ref,
-                case=c.label,
-                name="numeric_gradient",
-                rtol=1e-6,
-                atol=1e-8,
-                diagnoses=D.numeric_gradient_variants(forward, ref),
-            )
-            n += 1
-    passed("numeric_gradient", n, hidden)
+    """Compare ``numeric_gradient(f, x, eps)`` with :func:`conv_lib.numeric_gradient`.
+
+    ``x`` is float64, float32 or integer; the gradient is taken on a float64 copy and is a
+    float64 array shaped like ``x``.
+    """
+    cases = [
+        Case(f"{label}, eps={eps}", {"f": f, "x": x, "eps": eps}, ("f", "x"))
+        for label, f, x in C.numeric_gradient_functions(hidden)
+        for eps in ((1e-4,) if not hidden else (1e-4, 1e-3))
+    ]
+
+    def reference(c: Case) -> np.ndarray:
+        return cl.numeric_gradient(
+            c.params["f"], np.asarray(c.params["x"], dtype=np.float64), eps=c.params["eps"]
+        )
+
+    def variants(c: Case) -> list[Diagnosis]:
+        f, x, eps = c.params["f"], np.asarray(c.params["x"], dtype=np.float64), c.params["eps"]
+        forward = np.zeros_like(x)
+        base = f(x)
+        for idx in np.ndindex(x.shape):
+            xp = x.copy()
+            xp[idx] += eps
+            forward[idx] = (f(xp) - base) / eps
+        return D.numeric_gradient_variants(forward, reference(c), f, c.params["x"], eps)
+
+    run_cases(
+        numeric_gradient,
+        "numeric_gradient",
+        cases,
+        reference,
+        variants,
+        "numeric_gradient",
+        hidden,
+        dtype=lambda c: DtypeRule(
+            np.float64, "return a float64 array: the gradient of a float64 copy of x (np.zeros(x.shape))."
+        ),
+        tolerance=lambda c: (1e-6, 1e-8),
+    )
 
 
 def check_gradient_error(gradient_error: Callable[..., Any], hidden: bool = False) -> None:
     """``gradient_error(f, x, analytic_grad, eps)``: the cs231n max relative error.
 
     Compared with ``conv_lib.check_gradient(...).max_rel_error``: equal within 1e-3
-    relative when the error is larger than 1e-6, and also below 1e-6 otherwise.
+    relative when the error is larger than 1e-6, and also below 1e-6 otherwise. The trials
+    include weights the loss does not depend on (both gradients exactly 0 there: the floor
+    1e-12 of the denominator matters) and a large ``eps`` (an answer that ignores ``eps``
+    differs).
     """
     x, w, g, bump = C.gradient_error_setup(hidden)
+    mask = (np.arange(w.size).reshape(w.shape) % 3 != 1).astype(float)
 
     def loss_of_w(ww: np.ndarray) -> float:
         return float(np.sum(cl.conv2d(x, ww, stride=(1, 2)) * g))
 
+    def masked_loss(ww: np.ndarray) -> float:
+        return float(np.sum(cl.conv2d(x, ww * mask, stride=(1, 2)) * g))
+
+    def cube(ww: np.ndarray) -> float:
+        return float(np.sum(ww**3))
+
     dw = cl.conv2d_backward(g, x, w, stride=(1, 2))[1]
+    about = f"as a function of w {w.shape}"
+    conv_f = f"f = sum(conv2d(x, w, stride=(1, 2)) * g) {about}"
     trials = [
-        ("the correct weight gradient of a conv2d", dw),
-        ("a flipped weight gradient", dw[..., ::-1, ::-1]),
-        ("the correct gradient times 2", 2 * dw),
+        (conv_f, loss_of_w, "the correct weight gradient", dw, 1e-6),
+        (conv_f, loss_of_w, "a flipped weight gradient", dw[..., ::-1, ::-1], 1e-6),
+        (conv_f, loss_of_w, "the correct gradient times 2", 2 * dw, 1e-6),
+        (
+            f"f = sum(conv2d(x, w * M, stride=(1, 2)) * g), M zero at every third weight, {about}",
+            masked_loss,
+            "the correct gradient (exactly 0 where M is 0)",
+            dw * mask,
+            1e-6,
+        ),
+        (f"f = sum(w**3) {about}", cube, "3 * w**2", 3 * w**2, 0.05),
     ]
     if hidden:
         trials.append(
             (
+                conv_f,
+                loss_of_w,
                 "the correct gradient plus 1e-3 at one element",
                 dw + np.where(np.arange(dw.size).reshape(dw.shape) == bump, 1e-3, 0.0),
+                1e-6,
             )
         )
-    for label, analytic in trials:
+    for f_label, f, label, analytic, eps in trials:
         c = Case(
-            f"f = sum(conv2d(x, w, stride=(1, 2)) * g) as a function of w {w.shape}, analytic = {label}",
-            {"f": loss_of_w, "x": w, "analytic_grad": analytic, "eps": 1e-6},
+            f"{f_label}, analytic = {label}, eps={eps}",
+            {"f": f, "x": w, "analytic_grad": analytic, "eps": eps},
             ("f", "x", "analytic_grad"),
         )
         got = c.call(gradient_error, "gradient_error")
         try:
             got = float(got)
         except (TypeError, ValueError) as err:
-            raise GradingError(f"gradient_error should return a float, got {got!r} ({c.label}).") from err
-        ref = cl.check_gradient(loss_of_w, w, analytic, eps=1e-6).max_rel_error
+            raise GradingError(
+                f"gradient_error should return a float, got {format_value(got)} ({c.label})."
+            ) from err
+        ref = cl.check_gradient(f, w, analytic, eps=eps).max_rel_error
         ok = got < 1e-6 if ref < 1e-6 else abs(got - ref) <= 1e-3 * ref
         if not ok:
-            hint = (
-                "relative error = max |a - n| / max(|a| + |n|, 1e-12), element-wise, then the maximum."
-                if not math.isclose(got, 2 * ref, rel_tol=1e-3)
-                else "you seem to divide by max(|a|, |n|) or similar: divide by |a| + |n|."
-            )
+            ignored_eps = cl.check_gradient(f, w, analytic, eps=1e-6).max_rel_error
+            if math.isnan(got):
+                hint = (
+                    "nan comes from 0 / 0: where both gradients are exactly 0 the denominator is 0. "
+                    "Divide by max(|a| + |n|, 1e-12), the floor of the definition."
+                )
+            elif eps != 1e-6 and math.isclose(got, ignored_eps, rel_tol=1e-3, abs_tol=1e-9):
+                hint = f"use the eps you are given (eps={eps} here): numeric_gradient(f, x, eps)."
+            elif math.isclose(got, 2 * ref, rel_tol=1e-3):
+                hint = "you seem to divide by max(|a|, |n|) or similar: divide by |a| + |n|."
+            else:
+                hint = "relative error = max |a - n| / max(|a| + |n|, 1e-12), element-wise, then the maximum."
             raise GradingError(
                 f"gradient_error for {c.label}: expected {ref:.6g}, got {got:.6g}.\n  Hint: {hint}"
             )
@@ -427,34 +522,54 @@ def check_edge_magnitude(edge_magnitude: Callable[..., Any], hidden: bool = Fals
 
 
 def check_detect_edges(detect_edges: Callable[..., Any], hidden: bool = False) -> None:
-    """``detect_edges(image, threshold)``: boolean map of magnitude > threshold * magnitude.max()."""
-    n = 0
-    for label, img in C.edge_images(hidden):
-        for thr in (0.5,) if not hidden else (0.25, 0.6):
-            c = Case(f"{label}, threshold={thr}", {"image": img, "threshold": thr}, ("image",))
-            got_arr = np.asarray(c.call(detect_edges, "detect_edges"))
-            mag = _magnitude(img)
-            if got_arr.dtype != bool:
-                raise GradingError(
-                    f"detect_edges should return a boolean array (e.g. `magnitude > t`); got dtype "
-                    f"{got_arr.dtype} for {c.label}."
-                )
-            compare_arrays(
-                got_arr,
-                mag > thr * mag.max(),
-                case=c.label,
-                name="detect_edges",
-                diagnoses=[
-                    Diagnosis(
-                        "absolute threshold",
-                        "the threshold is a fraction of the largest magnitude: "
-                        "magnitude > threshold * magnitude.max().",
-                        mag > thr,
-                    ),
-                ],
+    """``detect_edges(image, threshold)``: boolean map of magnitude > threshold * magnitude.max().
+
+    Some cases have a pixel whose magnitude equals threshold * max exactly (integer images):
+    it is not an edge (strictly greater).
+    """
+    cases = [
+        Case(f"{label}, threshold={thr}", {"image": img, "threshold": thr}, ("image",))
+        for label, img in C.edge_images(hidden)
+        for thr in ((0.5,) if not hidden else (0.25, 0.6))
+    ]
+    cases += [
+        Case(label, {"image": img, "threshold": thr}, ("image",))
+        for label, img, thr in C.threshold_cases(hidden)
+    ]
+
+    def extract(got: Any, c: Case) -> np.ndarray:
+        got_arr = np.asarray(got)
+        if got_arr.dtype != bool:
+            raise GradingError(
+                f"detect_edges should return a boolean array (e.g. `magnitude > t`); got dtype "
+                f"{got_arr.dtype} for {c.label}."
             )
-            n += 1
-    passed("detect_edges", n, hidden)
+        return got_arr
+
+    def reference(c: Case) -> np.ndarray:
+        mag = _magnitude(c.params["image"])
+        return mag > c.params["threshold"] * mag.max()
+
+    def variants(c: Case) -> list[Diagnosis]:
+        mag, thr = _magnitude(c.params["image"]), c.params["threshold"]
+        return [
+            Diagnosis(
+                ">= instead of >",
+                "an edge is where the magnitude is strictly GREATER than threshold * max: a pixel "
+                "exactly at the threshold is not an edge (use >, not >=).",
+                mag >= thr * mag.max(),
+            ),
+            Diagnosis(
+                "absolute threshold",
+                "the threshold is a fraction of the largest magnitude: "
+                "magnitude > threshold * magnitude.max().",
+                mag > thr,
+            ),
+        ]
+
+    run_cases(
+        detect_edges, "detect_edges", cases, reference, variants, "detect_edges", hidden, extract=extract
+    )
 
 
 def check_softmax_cross_entropy(softmax_cross_entropy: Callable[..., Any], hidden: bool = False) -> None:
@@ -478,11 +593,20 @@ def check_softmax_cross_entropy(softmax_cross_entropy: Callable[..., Any], hidde
             loss = float(loss)
         except (TypeError, ValueError) as err:
             raise GradingError(f"the loss should be a number, got {loss!r} ({label}).") from err
-        if not math.isfinite(loss):
-            raise GradingError(
-                f"loss for {label} is {loss}: exp overflows for large logits. Subtract each row's "
-                "maximum before exponentiating (softmax does not change)."
-            )
+        if not math.isfinite(loss) or not np.isfinite(np.asarray(dlogits, dtype=float)).all():
+            row_max = logits.max(axis=1)
+            if row_max.max() - row_max.min() > 500 and np.isfinite(logits - logits.max()).all():
+                why = (
+                    "the rows are far apart in scale here: subtracting ONE maximum (of the whole "
+                    "array) leaves a row far below it, whose exp underflows to 0 (log 0 = -inf). "
+                    "Subtract each ROW's maximum: logits - logits.max(axis=1, keepdims=True)."
+                )
+            else:
+                why = (
+                    "exp overflows for large logits. Subtract each row's maximum before "
+                    "exponentiating (softmax does not change): logits - logits.max(axis=1, keepdims=True)."
+                )
+            raise GradingError(f"the loss or the gradient for {label} is not finite (loss {loss}): {why}")
         if not math.isclose(loss, ref_loss, rel_tol=1e-6, abs_tol=1e-9):
             hint = (
                 "you summed over the batch: return the MEAN loss."
@@ -535,9 +659,10 @@ def check_pieces(
 ) -> None:
     """Your own layers, pasted from assignments 2 and 3: right results on a few cases."""
     check_conv2d(conv2d, "channels", hidden)
-    if hidden:
-        check_conv2d(conv2d, "stride_padding", hidden)
+    check_conv2d(conv2d, "stride_padding", hidden)
     for part in ("dx", "dw", "db"):
         check_conv2d_backward(conv2d_backward, part, "basic", hidden)
+    check_conv2d_backward(conv2d_backward, "dx", "stride_padding", hidden)  # padding cropped
     check_max_pool2d(max_pool2d, "basic", hidden)
     check_max_pool2d_backward(max_pool2d_backward, "basic", hidden)
+    check_max_pool2d_backward(max_pool2d_backward, "overlap", hidden)  # ties and overlaps

@@ -18,7 +18,17 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Case", "Diagnosis", "GradingError", "compare_arrays", "passed", "run_cases", "tolerances"]
+__all__ = [
+    "Case",
+    "Diagnosis",
+    "DtypeRule",
+    "GradingError",
+    "compare_arrays",
+    "format_value",
+    "passed",
+    "run_cases",
+    "tolerances",
+]
 
 #: The folder of this package: its frames are the grader's internals, never shown to students.
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -103,6 +113,8 @@ def _copy(value: Any) -> Any:
 
 
 def _short(value: Any) -> str:
+    if isinstance(value, np.generic):
+        return format_value(value)
     if isinstance(value, np.ndarray):
         return f"<array {value.shape} {value.dtype}>"
     if callable(value):
@@ -136,6 +148,12 @@ class Diagnosis:
                 self._value = None
         return self._value
 
+    def computable(self) -> bool:
+        """Whether this mistake can be recognised in this case at all."""
+        if self.expected is None:
+            return self.shape is not None
+        return self.value() is not None
+
     def matches(self, got: np.ndarray, rtol: float, atol: float) -> bool:
         if self.expected is None:
             return self.shape is not None and tuple(got.shape) == tuple(self.shape)
@@ -150,16 +168,208 @@ class Diagnosis:
 
 def tolerances(expected: np.ndarray) -> tuple[float, float]:
     """(rtol, atol) for comparing with ``expected``: float32 looser, atol scaled by its magnitude."""
-    scale = float(np.max(np.abs(expected))) if expected.size and np.isfinite(expected).all() else 1.0
+    expected = np.asarray(expected)
+    finite = expected.size and np.issubdtype(expected.dtype, np.number) and np.isfinite(expected).all()
+    scale = float(np.max(np.abs(expected))) if finite else 1.0
     scale = max(scale, 1.0)
     if expected.dtype == np.float32:
         return 1e-4, 1e-5 * scale
     return 1e-6, 1e-9 * scale
 
 
-def _format_hints(diagnoses: Sequence[Diagnosis], got: np.ndarray, rtol: float, atol: float) -> list[str]:
-    found = [d for d in diagnoses if d.matches(got, rtol, atol)]
-    return [f"  Likely bug ({d.name}): {d.hint}" for d in found[:2]]
+def format_value(value: Any) -> str:
+    """A value as a student reads it: ``44.0`` (not ``np.float64(44.0)``), ``True``, arrays by shape."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return repr(value) if not math.isfinite(value) else repr(float(f"{value:.12g}"))
+    if isinstance(value, (bool, int, complex)):
+        return repr(value)
+    return _short(value)
+
+
+@dataclass(frozen=True)
+class DtypeRule:
+    """What dtype a result must have, once its values are right, and the hint when it does not.
+
+    ``dtype`` is a NumPy dtype (exactly that one) or ``"floating"`` (any float dtype).
+    """
+
+    dtype: Any
+    hint: str
+
+    def accepts(self, got: np.dtype) -> bool:
+        if isinstance(self.dtype, str) and self.dtype == "floating":
+            return bool(np.issubdtype(got, np.floating))
+        return got == np.dtype(self.dtype)
+
+    def describe(self) -> str:
+        return "a float dtype" if isinstance(self.dtype, str) else np.dtype(self.dtype).name
+
+
+@dataclass
+class _Failure:
+    """One case's wrong answer: the message lines, and what recognising a mistake needs."""
+
+    lines: list[str]
+    got: np.ndarray
+    diagnoses: Sequence[Diagnosis]
+    rtol: float
+    atol: float
+    shape_mismatch: bool
+    expected_shape: tuple[int, ...] = ()
+
+    def status(self, d: Diagnosis) -> bool | None:
+        """True: the mistake explains this answer; False: it does not; None: it cannot tell here."""
+        if d.expected is None and not self.shape_mismatch:
+            return None  # a shape alone says nothing once the shape is right
+        if not d.computable():
+            return None
+        return d.matches(self.got, self.rtol, self.atol)
+
+
+class _DtypeError(GradingError):
+    """Right values of the wrong dtype: reported only if no case has wrong values."""
+
+
+def _as_array(got: Any, name: str, where: str) -> np.ndarray:
+    if got is None:
+        raise GradingError(f"{name}{where}: got None. Did you forget `return`?")
+    try:
+        got_arr = np.asarray(got)
+    except Exception as err:  # noqa: BLE001
+        raise GradingError(f"{name}{where}: could not convert your result to an array ({err}).") from err
+    if got_arr.dtype == object or not (np.issubdtype(got_arr.dtype, np.number) or got_arr.dtype == bool):
+        raise GradingError(
+            f"{name}{where}: expected a numeric array, got {type(got).__name__} with dtype {got_arr.dtype}."
+        )
+    return got_arr
+
+
+def _integer_result(got: np.ndarray, expected: np.ndarray) -> list[Diagnosis]:
+    """The mistake every float result can make: stored in an integer array (values cut)."""
+    if not (np.issubdtype(got.dtype, np.integer) and np.issubdtype(expected.dtype, np.floating)):
+        return []
+    return [
+        Diagnosis(
+            "integer result",
+            f"your result is an integer array ({got.dtype}), so every value was cut to an integer "
+            "when it was stored (an output made with np.zeros_like(image) of an integer image, for "
+            "instance). Make the output a float array: np.zeros(shape), or dtype=np.result_type(image, "
+            "kernel, np.float64).",
+            lambda: np.trunc(expected),
+        )
+    ]
+
+
+def _check_one(
+    got: Any,
+    expected: Any,
+    *,
+    case: str,
+    name: str,
+    diagnoses: Sequence[Diagnosis],
+    rtol: float | None,
+    atol: float | None,
+    dtype: DtypeRule | None,
+) -> _Failure | None:
+    """None if ``got`` equals ``expected`` (shape, values, then ``dtype``), else what is wrong.
+
+    A wrong dtype with right values raises :class:`GradingError` at once (nothing to diagnose).
+    """
+    where = f" for {case}" if case else ""
+    expected = np.asarray(expected)
+    got_arr = _as_array(got, name, where)
+    if rtol is None or atol is None:
+        d_rtol, d_atol = tolerances(expected)
+        rtol = d_rtol if rtol is None else rtol
+        atol = d_atol if atol is None else atol
+    if got_arr.shape != expected.shape:
+        lines = [f"{name}{where}: wrong shape: expected {expected.shape}, got {got_arr.shape}."]
+        return _Failure(lines, got_arr, list(diagnoses), rtol, atol, True, expected.shape)
+    if expected.dtype == bool or got_arr.dtype == bool:
+        mismatch = got_arr.astype(bool) != expected.astype(bool)
+    else:
+        with np.errstate(invalid="ignore", over="ignore"):
+            close = np.isclose(got_arr.astype(np.float64), expected.astype(np.float64), rtol=rtol, atol=atol)
+        mismatch = ~close
+    if not mismatch.any():
+        if dtype is not None and not dtype.accepts(got_arr.dtype):
+            raise _DtypeError(
+                f"{name}{where}: the values are right, but the result's dtype is {got_arr.dtype}; "
+                f"expected {dtype.describe()}.\n  Hint: {dtype.hint}"
+            )
+        return None
+    idx = tuple(int(i) for i in np.argwhere(mismatch)[0])
+    n_bad = int(mismatch.sum())
+    lines = [
+        f"{name}{where}: wrong values. First mismatch at index {idx}: expected "
+        f"{format_value(expected[idx])}, got {format_value(got_arr[idx])} ({n_bad} of {expected.size} "
+        "values differ)."
+    ]
+    if not np.isfinite(got_arr.astype(np.float64)).all() and np.isfinite(expected.astype(np.float64)).all():
+        lines.append("  Your result contains nan or inf where the expected one is finite.")
+    return _Failure(
+        lines,
+        got_arr,
+        _integer_result(got_arr, expected) + list(diagnoses),
+        rtol,
+        atol,
+        False,
+        expected.shape,
+    )
+
+
+def _named_mistake(failures: Sequence[_Failure]) -> Diagnosis | None:
+    """The known mistake that explains the wrong answers, or None.
+
+    A mistake is named only if it reproduces the answer of at least one failing case and
+    is contradicted by none (it was computable there but gave something else), so that a
+    coincidence on one small case never names the wrong bug. Diagnoses with the same name
+    are alternatives of one mistake. Among several, the one explaining most cases wins.
+    """
+    order: list[str] = []
+    hint_of: dict[str, Diagnosis] = {}
+    score: dict[str, int] = {}
+    contradicted: set[str] = set()
+    for f in failures:
+        status: dict[str, bool | None] = {}
+        for d in f.diagnoses:
+            if d.name not in hint_of:
+                hint_of[d.name] = d
+                order.append(d.name)
+            s = f.status(d)
+            if s:
+                status[d.name] = True
+                hint_of[d.name] = d
+            elif status.get(d.name) is None:
+                status[d.name] = s
+        for n, s in status.items():
+            if s:
+                score[n] = score.get(n, 0) + 1
+            elif s is False:
+                contradicted.add(n)
+    candidates = [n for n in order if score.get(n) and n not in contradicted]
+    if not candidates:
+        return None
+    best = max(candidates, key=lambda n: (score[n], -order.index(n)))
+    return hint_of[best]
+
+
+def _raise(failures: Sequence[_Failure]) -> None:
+    first = failures[0]
+    lines = list(first.lines)
+    mistake = _named_mistake(failures)
+    if mistake is not None:
+        lines.append(f"  Likely bug ({mistake.name}): {mistake.hint}")
+    elif first.shape_mismatch:
+        lines += _shape_hints(tuple(first.got.shape), first.expected_shape)
+    else:
+        lines.append(
+            "  No common bug recognised: compare your indices and loop bounds with the "
+            "definition, on the small case above by hand."
+        )
+    raise GradingError("\n".join(lines))
 
 
 def compare_arrays(
@@ -171,60 +381,21 @@ def compare_arrays(
     diagnoses: Sequence[Diagnosis] = (),
     rtol: float | None = None,
     atol: float | None = None,
+    dtype: DtypeRule | None = None,
 ) -> None:
-    """Raise :class:`GradingError` unless ``got`` equals ``expected`` (shape, then values).
+    """Raise :class:`GradingError` unless ``got`` equals ``expected`` (shape, values, then dtype).
 
     The message names the case, the first mismatching index, expected vs got, and the
-    hint of the first :class:`Diagnosis` whose buggy output equals ``got``. Generic hints
-    recognise an empty result (``a[p:-p]`` with ``p == 0``), H and W swapped and
-    off-by-one shapes.
+    hint of the :class:`Diagnosis` (a known mistake) whose buggy output equals ``got``.
+    Generic hints recognise an empty result (``a[p:-p]`` with ``p == 0``), H and W
+    swapped, a wrong batch size and off-by-one shapes. ``dtype`` (a :class:`DtypeRule`)
+    is checked once the values are right.
     """
-    where = f" for {case}" if case else ""
-    if got is None:
-        raise GradingError(f"{name}{where}: got None. Did you forget `return`?")
-    expected = np.asarray(expected)
-    try:
-        got_arr = np.asarray(got)
-    except Exception as err:  # noqa: BLE001
-        raise GradingError(f"{name}{where}: could not convert your result to an array ({err}).") from err
-    if got_arr.dtype == object or not (np.issubdtype(got_arr.dtype, np.number) or got_arr.dtype == bool):
-        raise GradingError(
-            f"{name}{where}: expected a numeric array, got {type(got).__name__} with dtype {got_arr.dtype}."
-        )
-    if rtol is None or atol is None:
-        d_rtol, d_atol = tolerances(expected)
-        rtol = d_rtol if rtol is None else rtol
-        atol = d_atol if atol is None else atol
-    lines: list[str] = []
-    if got_arr.shape != expected.shape:
-        lines.append(f"{name}{where}: wrong shape: expected {expected.shape}, got {got_arr.shape}.")
-        hints = _format_hints(diagnoses, got_arr, rtol, atol)
-        if not hints:
-            hints = _shape_hints(got_arr.shape, expected.shape)
-        lines += hints
-        raise GradingError("\n".join(lines))
-    if expected.dtype == bool or got_arr.dtype == bool:
-        mismatch = got_arr.astype(bool) != expected.astype(bool)
-    else:
-        with np.errstate(invalid="ignore", over="ignore"):
-            close = np.isclose(got_arr.astype(np.float64), expected.astype(np.float64), rtol=rtol, atol=atol)
-        mismatch = ~close
-    if not mismatch.any():
-        return
-    idx = tuple(int(i) for i in np.argwhere(mismatch)[0])
-    n_bad = int(mismatch.sum())
-    lines.append(
-        f"{name}{where}: wrong values. First mismatch at index {idx}: expected {expected[idx]!r}, "
-        f"got {got_arr[idx]!r} ({n_bad} of {expected.size} values differ)."
+    failure = _check_one(
+        got, expected, case=case, name=name, diagnoses=diagnoses, rtol=rtol, atol=atol, dtype=dtype
     )
-    if not np.isfinite(got_arr.astype(np.float64)).all() and np.isfinite(expected.astype(np.float64)).all():
-        lines.append("  Your result contains nan or inf where the expected one is finite.")
-    hints = _format_hints(diagnoses, got_arr, rtol, atol)
-    lines += hints or [
-        "  No common bug recognised: compare your indices and loop bounds with the "
-        "definition, on the small case above by hand."
-    ]
-    raise GradingError("\n".join(lines))
+    if failure is not None:
+        _raise([failure])
 
 
 def _shape_hints(got: tuple[int, ...], expected: tuple[int, ...]) -> list[str]:
@@ -235,19 +406,28 @@ def _shape_hints(got: tuple[int, ...], expected: tuple[int, ...]) -> list[str]:
             "`a[p:-p]` is `a[0:0]` (because -0 == 0), which is empty; write `a[p:a.shape[0] - p]` "
             "or `a[p:p + n]` instead."
         )
-    elif len(got) == len(expected) >= 2 and got[:-2] == expected[:-2] and got[-2:] == expected[-2:][::-1]:
+    elif len(got) != len(expected):
+        hints.append(f"  Your result has {len(got)} axes; expected {len(expected)}.")
+    elif len(got) >= 3 and got[1:] == expected[1:] and got[0] != expected[0]:
+        hints.append(
+            f"  Likely bug (batch axis): your result has {got[0]} entries along axis 0 (the batch); "
+            f"expected {expected[0]}. Compute every sample x[b] of the batch, keeping axis 0."
+        )
+    elif (
+        len(got) >= 2 and got[:-2] == expected[:-2] and got[-2:] == expected[-2:][::-1] and got[-2] != got[-1]
+    ):
         hints.append(
             "  Likely bug (H and W swapped): your height and width are exchanged. Rows (H) "
             "come first, columns (W) second, for the image, the kernel, stride and padding."
         )
-    elif len(got) == len(expected) and all(abs(g - e) <= 1 for g, e in zip(got, expected, strict=True)):
+    elif got[:-2] == expected[:-2] and all(
+        abs(g - e) <= 1 for g, e in zip(got[-2:], expected[-2:], strict=True)
+    ):
         hints.append(
             "  Likely bug (off-by-one window count): a window of size k fits n - k + 1 times "
             "along an axis of size n (loop over range(n - k + 1), not range(n - k)); with "
             "stride s the count is (n - k) // s + 1."
         )
-    elif len(got) != len(expected):
-        hints.append(f"  Your result has {len(got)} axes; expected {len(expected)}.")
     return hints
 
 
@@ -265,9 +445,49 @@ def run_cases(
     variants: Callable[[Case], list[Diagnosis]],
     what: str,
     hidden: bool,
+    *,
+    dtype: Callable[[Case], DtypeRule | None] | None = None,
+    extract: Callable[[Any, Case], Any] | None = None,
+    tolerance: Callable[[Case], tuple[float | None, float | None]] | None = None,
+    result_name: str | None = None,
 ) -> None:
-    """Call ``fn`` on every case and compare with ``reference(case)``, diagnosing with ``variants``."""
+    """Call ``fn`` on every case and compare with ``reference(case)``, diagnosing with ``variants``.
+
+    Every case runs (unless the student's function raises): the message shows the first
+    wrong case, and names a mistake only if no failing case contradicts it. ``extract``
+    picks the compared part of the answer (and may raise :class:`GradingError` for an
+    answer of the wrong kind); ``dtype`` gives the :class:`DtypeRule` of a case.
+    """
+    failures: list[_Failure] = []
+    dtype_error: _DtypeError | None = None
     for case in cases:
-        got = case.call(fn, name)
-        compare_arrays(got, reference(case), case=case.label, name=name, diagnoses=variants(case))
+        try:
+            got = case.call(fn, name)
+            if extract is not None:
+                got = extract(got, case)
+        except GradingError:
+            if failures:
+                break  # report the wrong value seen first
+            raise
+        rtol, atol = tolerance(case) if tolerance is not None else (None, None)
+        try:
+            failure = _check_one(
+                got,
+                reference(case),
+                case=case.label,
+                name=result_name or name,
+                diagnoses=variants(case),
+                rtol=rtol,
+                atol=atol,
+                dtype=dtype(case) if dtype is not None else None,
+            )
+        except _DtypeError as err:
+            dtype_error = dtype_error or err
+            continue
+        if failure is not None:
+            failures.append(failure)
+    if failures:
+        _raise(failures)
+    if dtype_error is not None:
+        raise GradingError(str(dtype_error))
     passed(what, len(cases), hidden)

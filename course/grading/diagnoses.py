@@ -57,6 +57,13 @@ def zero_pad_variants(case: Case) -> list[Diagnosis]:
             lambda: np.pad(img, [(0, 0)] * (img.ndim - 2) + [(ph, 0), (pw, 0)]) if ph or pw else None,
         ),
         Diagnosis(
+            "np.pad with one pair for every axis",
+            "np.pad(image, (a, b)) reads (a, b) as (before, after) on EVERY axis: a rows/columns "
+            "before and b after. Give one (before, after) pair per axis: "
+            "np.pad(image, [(0, 0)] * (image.ndim - 2) + [(pH, pH), (pW, pW)]).",
+            lambda: np.pad(img, (ph, pw)) if ph != pw else None,
+        ),
+        Diagnosis(
             "all axes padded",
             "only the last two axes (H, W) are padded; leading axes (batch, channels) keep their size.",
             lambda: (
@@ -212,6 +219,19 @@ OUTPUT_SIZE_BUGS: list[tuple[Callable[[int, int, int, int, int], int], str]] = [
 ]
 
 
+_CHANNELS_HINT = (
+    "weight is (C_out, C_in, kH, kW): its FIRST axis is the output channel, its second the input "
+    "channel (out[b, o] sums weight[o, c] * x[b, c] over c), and the output has C_out = "
+    "weight.shape[0] channels."
+)
+
+_ACCUMULATE_HINT = (
+    "overlapping windows must ADD their contributions. In a loop, use +=, not =. With one "
+    "fancy-indexed update such as `dx[idx] += v`, NumPy writes a repeated index only once (the "
+    "last value wins, nothing adds up): use np.add.at(dx, idx, v) instead."
+)
+
+
 def conv_reference(p: dict[str, Any]) -> np.ndarray:
     """conv_lib.conv2d on a case's parameters."""
     return cl.conv2d(
@@ -232,6 +252,13 @@ def conv_variants(c: Case) -> list[Diagnosis]:
     def conv(**over: Any) -> Callable[[], np.ndarray]:
         return lambda: conv_reference(p | over)
 
+    c_in = x.shape[1]
+    ref_shape = conv_reference(p).shape
+
+    def cropped(**over: Any) -> Callable[[], np.ndarray]:
+        """The output of the wrong setting, cut to the right size (the size formula was right)."""
+        return lambda: conv_reference(p | over)[..., : ref_shape[2], : ref_shape[3]]
+
     ceil_shape = (
         n,
         c_out,
@@ -249,6 +276,12 @@ def conv_variants(c: Case) -> list[Diagnosis]:
             "move the window by the stride: output (i, j) reads rows i*sH ... and columns "
             "j*sW ... of the padded input.",
             conv(stride=1) if (sh, sw) != (1, 1) else None,
+        ),
+        Diagnosis(
+            "stride ignored",
+            "your output has the right size, but window (i, j) starts at row i and column j: "
+            "with stride s it starts at row i*sH and column j*sW of the padded input.",
+            cropped(stride=1) if (sh, sw) != (1, 1) else None,
         ),
         Diagnosis(
             "stride (sH, sW) swapped",
@@ -271,6 +304,12 @@ def conv_variants(c: Case) -> list[Diagnosis]:
             conv(dilation=1) if (dh, dw) != (1, 1) else None,
         ),
         Diagnosis(
+            "dilation ignored",
+            "your output has the right size, but the kernel taps are next to each other: with "
+            "dilation d, tap (m, n) reads row i*sH + m*dH and column j*sW + n*dW.",
+            cropped(dilation=1) if (dh, dw) != (1, 1) else None,
+        ),
+        Diagnosis(
             "dilation (dH, dW) swapped",
             "dilation=(dH, dW): dH between rows, dW between columns.",
             conv(dilation=(dw, dh)) if dh != dw else None,
@@ -286,6 +325,16 @@ def conv_variants(c: Case) -> list[Diagnosis]:
             conv(weight=w.swapaxes(-1, -2)),
         ),
         Diagnosis(
+            "weight's channel axes swapped",
+            _CHANNELS_HINT,
+            conv(weight=w.swapaxes(0, 1)) if c_in == c_out > 1 else None,
+        ),
+        Diagnosis(
+            "weight's channel axes swapped",
+            _CHANNELS_HINT,
+            shape=(n, c_in) + ref_shape[2:] if c_in != c_out else None,
+        ),
+        Diagnosis(
             "input channels not summed",
             "each output channel sums over ALL input channels: "
             "out[n, co] = sum over ci of correlate(x[n, ci], weight[co, ci]).",
@@ -295,7 +344,7 @@ def conv_variants(c: Case) -> list[Diagnosis]:
             "output size rounded up",
             "the output size uses floor: (n + 2p - d(k - 1) - 1) // s + 1; a window "
             "sticking out past the padded border is dropped.",
-            shape=ceil_shape if ceil_shape[2:] != conv_reference(p).shape[2:] else None,
+            shape=ceil_shape if ceil_shape[2:] != ref_shape[2:] else None,
         ),
     ]
 
@@ -329,6 +378,10 @@ def pool_variants(kind: str, c: Case) -> list[Diagnosis]:
     fn = cl.max_pool2d if kind == "max" else cl.avg_pool2d
     other = cl.avg_pool2d if kind == "max" else cl.max_pool2d
     eff = (kh, kw) if st is None else pair(st)
+    ceil_shape = x.shape[:2] + (
+        span_out(x.shape[2], kh, eff[0], 0, 1, True),
+        span_out(x.shape[3], kw, eff[1], 0, 1, True),
+    )
     return [
         Diagnosis(
             "stride=None treated as 1",
@@ -364,10 +417,56 @@ def pool_variants(kind: str, c: Case) -> list[Diagnosis]:
             "output size rounded up",
             "the number of windows is (n - k) // s + 1 (floor): a window "
             "sticking out of the input is dropped.",
-            shape=x.shape[:2]
-            + (span_out(x.shape[2], kh, eff[0], 0, 1, True), span_out(x.shape[3], kw, eff[1], 0, 1, True)),
+            shape=ceil_shape if ceil_shape != fn(x, ks, st).shape else None,
         ),
     ]
+
+
+def _backward_indexed(
+    g: np.ndarray,
+    x: np.ndarray,
+    w: np.ndarray,
+    padding: Any,
+    step: tuple[int, int],
+    dilation: tuple[int, int],
+    mode: str = "add",
+) -> tuple[np.ndarray, np.ndarray]:
+    """(dx, dW) of a conv layer whose windows are read with ``step`` and ``dilation``.
+
+    With the case's own stride and dilation this is the right answer; WRONG on purpose
+    otherwise (stride or dilation ignored), or with ``mode`` "overwrite_taps" (each kernel
+    tap assigns its slice of dx: ``=`` instead of ``+=``) or "overwrite_windows" (each
+    output pixel assigns its window of dx).
+    """
+    ph, pw = pair(padding)
+    (sh, sw), (dh, dw) = step, dilation
+    n, c_in, h, wd = x.shape
+    kh, kw = w.shape[-2:]
+    oh, ow = g.shape[2:]
+    xp = np.pad(np.asarray(x, dtype=np.float64), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    g64, w64 = np.asarray(g, dtype=np.float64), np.asarray(w, dtype=np.float64)
+    if (kh - 1) * dh + sh * (oh - 1) >= xp.shape[2] or (kw - 1) * dw + sw * (ow - 1) >= xp.shape[3]:
+        raise ValueError("windows out of range: this mistake cannot be reproduced here")
+    gxp = np.zeros_like(xp)
+    gw = np.zeros(w.shape, dtype=np.float64)
+    for m in range(kh):
+        for q in range(kw):
+            rows = slice(m * dh, m * dh + sh * (oh - 1) + 1, sh)
+            cols = slice(q * dw, q * dw + sw * (ow - 1) + 1, sw)
+            gw[:, :, m, q] = np.einsum("bohw,bchw->oc", g64, xp[:, :, rows, cols])
+            part = np.einsum("bohw,oc->bchw", g64, w64[:, :, m, q])
+            if mode == "overwrite_taps":
+                gxp[:, :, rows, cols] = part
+            else:
+                gxp[:, :, rows, cols] += part
+    if mode == "overwrite_windows":
+        gxp[:] = 0.0
+        r_taps, c_taps = np.arange(kh) * dh, np.arange(kw) * dw
+        for i in range(oh):
+            for j in range(ow):
+                rr, cc = i * sh + r_taps, j * sw + c_taps
+                gxp[:, :, rr[:, None], cc[None, :]] = np.einsum("bo,ocmn->bcmn", g64[:, :, i, j], w64)
+    return gxp[:, :, ph : ph + h, pw : pw + wd], gw
 
 
 def backward_variants(part: str, c: Case) -> list[Diagnosis]:
@@ -376,9 +475,31 @@ def backward_variants(part: str, c: Case) -> list[Diagnosis]:
     g, x, w = p["grad_out"], p["x"], p["weight"]
     kw_args = {"stride": p["stride"], "padding": p["padding"], "dilation": p["dilation"]}
     ph, pw = pair(p["padding"])
+    step, dil = pair(p["stride"]), pair(p["dilation"])
+    c_out, c_in = w.shape[:2]
 
     def ref(gg: np.ndarray = g, xx: np.ndarray = x, ww: np.ndarray = w) -> tuple[np.ndarray, ...]:
         return cl.conv2d_backward(gg, xx, ww, **kw_args)
+
+    k = 0 if part == "dx" else 1
+
+    def indexed(stp: tuple[int, int], dl: tuple[int, int], mode: str = "add") -> Callable[[], np.ndarray]:
+        return lambda: _backward_indexed(g, x, w, p["padding"], stp, dl, mode)[k]
+
+    ignored = [
+        Diagnosis(
+            "stride ignored",
+            "window (i, j) of the forward pass starts at row i*sH and column j*sW of the padded "
+            "input: use the stride in the backward pass too.",
+            indexed((1, 1), dil) if step != (1, 1) else None,
+        ),
+        Diagnosis(
+            "dilation ignored",
+            "with dilation d, kernel tap (m, n) touches row i*sH + m*dH and column j*sW + n*dW: use "
+            "the dilation in the backward pass too.",
+            indexed(step, (1, 1)) if dil != (1, 1) else None,
+        ),
+    ]
 
     if part == "db":
         return [
@@ -408,6 +529,17 @@ def backward_variants(part: str, c: Case) -> list[Diagnosis]:
                 "grad_out[b, co, i, j] * x_pad[b, ci, i*sH + m*dH, j*sW + n*dW]; it is not flipped.",
                 lambda: ref()[1][..., ::-1, ::-1],
             ),
+            *ignored,
+            Diagnosis(
+                "weight's channel axes swapped",
+                _CHANNELS_HINT,
+                (lambda: ref()[1].swapaxes(0, 1)) if c_in == c_out > 1 else None,
+            ),
+            Diagnosis(
+                "weight's channel axes swapped",
+                _CHANNELS_HINT,
+                shape=(c_in, c_out) + w.shape[2:] if c_in != c_out else None,
+            ),
             Diagnosis(
                 "batch not summed",
                 "every sample of the batch contributes to dW: sum over the batch.",
@@ -427,6 +559,14 @@ def backward_variants(part: str, c: Case) -> list[Diagnosis]:
             "W[co] into each window (or flip W if you use a correlation).",
             lambda: ref(ww=w[..., ::-1, ::-1])[0],
         ),
+        *ignored,
+        Diagnosis("= instead of +=", _ACCUMULATE_HINT, indexed(step, dil, "overwrite_taps")),
+        Diagnosis("= instead of +=", _ACCUMULATE_HINT, indexed(step, dil, "overwrite_windows")),
+        Diagnosis(
+            "weight's channel axes swapped",
+            _CHANNELS_HINT,
+            (lambda: ref(ww=w.swapaxes(0, 1))[0]) if c_in == c_out > 1 else None,
+        ),
         Diagnosis(
             "padding not cropped",
             "dx must have x's shape: compute the gradient of the padded input, then "
@@ -441,14 +581,18 @@ def backward_variants(part: str, c: Case) -> list[Diagnosis]:
     ]
 
 
-def _wrong_max_pool_backward(g: np.ndarray, x: np.ndarray, ks: Any, st: Any, mode: str) -> np.ndarray:
+def _wrong_max_pool_backward(
+    g: np.ndarray, x: np.ndarray, ks: Any, st: Any, mode: str, step: tuple[int, int] | None = None
+) -> np.ndarray:
     """WRONG on purpose (to recognise mistakes): max-pool backward with a known bug.
 
-    mode "all_ties": every maximum of a window gets the gradient; "last_tie": the last
-    maximum; "overwrite": overlapping windows overwrite instead of accumulating.
+    mode "all_ties": every maximum of a window gets the gradient; "split_ties": the tied
+    maxima share it equally; "last_tie": the last maximum; "overwrite": overlapping
+    windows overwrite instead of accumulating; "first" with ``step``: the right rule, but
+    windows read with ``step`` instead of the stride (stride=None taken as 1).
     """
     kh, kw = pair(ks)
-    sh, sw = (kh, kw) if st is None else pair(st)
+    sh, sw = step if step is not None else ((kh, kw) if st is None else pair(st))
     dx = np.zeros(x.shape, dtype=np.float64)
     for b in range(g.shape[0]):
         for ch in range(g.shape[1]):
@@ -456,8 +600,9 @@ def _wrong_max_pool_backward(g: np.ndarray, x: np.ndarray, ks: Any, st: Any, mod
                 for j in range(g.shape[3]):
                     win = x[b, ch, i * sh : i * sh + kh, j * sw : j * sw + kw]
                     target = dx[b, ch, i * sh : i * sh + kh, j * sw : j * sw + kw]
-                    if mode == "all_ties":
-                        target += (win == win.max()) * g[b, ch, i, j]
+                    if mode in ("all_ties", "split_ties"):
+                        ties = win == win.max()
+                        target += ties * g[b, ch, i, j] / (ties.sum() if mode == "split_ties" else 1)
                         continue
                     flat = win.ravel()
                     k = (
@@ -465,7 +610,7 @@ def _wrong_max_pool_backward(g: np.ndarray, x: np.ndarray, ks: Any, st: Any, mod
                         if mode == "last_tie"
                         else int(np.argmax(flat))
                     )
-                    m, n = divmod(k, kw)
+                    m, n = divmod(k, win.shape[1])
                     if mode == "overwrite":
                         target[m, n] = g[b, ch, i, j]
                     else:
@@ -473,26 +618,43 @@ def _wrong_max_pool_backward(g: np.ndarray, x: np.ndarray, ks: Any, st: Any, mod
     return dx
 
 
-def _wrong_avg_pool_backward(g: np.ndarray, shape: tuple[int, ...], ks: Any, st: Any) -> np.ndarray:
-    """WRONG on purpose: average-pool backward where overlapping windows overwrite."""
+def _wrong_avg_pool_backward(
+    g: np.ndarray, shape: tuple[int, ...], ks: Any, st: Any, mode: str, step: tuple[int, int] | None = None
+) -> np.ndarray:
+    """WRONG on purpose: average-pool backward where overlapping windows overwrite ("overwrite"),
+    or with windows read with ``step`` instead of the stride ("add")."""
     kh, kw = pair(ks)
-    sh, sw = (kh, kw) if st is None else pair(st)
+    sh, sw = step if step is not None else ((kh, kw) if st is None else pair(st))
     dx = np.zeros(shape, dtype=np.float64)
     for i in range(g.shape[2]):
         for j in range(g.shape[3]):
-            dx[:, :, i * sh : i * sh + kh, j * sw : j * sw + kw] = g[:, :, i : i + 1, j : j + 1] / (kh * kw)
+            share = g[:, :, i : i + 1, j : j + 1] / (kh * kw)
+            if mode == "overwrite":
+                dx[:, :, i * sh : i * sh + kh, j * sw : j * sw + kw] = share
+            else:
+                dx[:, :, i * sh : i * sh + kh, j * sw : j * sw + kw] += share
     return dx
+
+
+_STRIDE_NONE = "stride=None means stride = kernel_size (windows side by side), in the backward pass too."
 
 
 def max_pool_backward_variants(c: Case) -> list[Diagnosis]:
     p = c.params
     args = (p["grad_out"], p["x"], p["kernel_size"], p["stride"])
+    first = (
+        "only the FIRST maximum of a window (row-major order, what np.argmax returns) receives the gradient"
+    )
     return [
         Diagnosis(
             "ties: every maximum got the gradient",
-            "when several values tie for the maximum, only the "
-            "FIRST one (row-major order, what np.argmax returns) receives the gradient.",
+            f"when several values tie for the maximum, {first}; the others get 0.",
             lambda: _wrong_max_pool_backward(*args, "all_ties"),
+        ),
+        Diagnosis(
+            "ties: the gradient was split between the maxima",
+            f"do not share the gradient between tied maxima: {first}, all of it.",
+            lambda: _wrong_max_pool_backward(*args, "split_ties"),
         ),
         Diagnosis(
             "ties: last maximum got the gradient",
@@ -501,8 +663,14 @@ def max_pool_backward_variants(c: Case) -> list[Diagnosis]:
         ),
         Diagnosis(
             "overlapping windows overwrite",
-            "windows overlap when stride < kernel: ADD (+=) each window's gradient, do not assign (=).",
+            "a position that is the maximum of several overlapping windows receives the SUM of their "
+            "gradients. " + _ACCUMULATE_HINT.split(". ", 1)[1],
             lambda: _wrong_max_pool_backward(*args, "overwrite"),
+        ),
+        Diagnosis(
+            "stride=None treated as 1",
+            _STRIDE_NONE,
+            (lambda: _wrong_max_pool_backward(*args, "first", (1, 1))) if p["stride"] is None else None,
         ),
     ]
 
@@ -511,6 +679,7 @@ def avg_pool_backward_variants(c: Case) -> list[Diagnosis]:
     p = c.params
     kh, kw = pair(p["kernel_size"])
     ref = cl.avg_pool2d_backward(p["grad_out"], p["x_shape"], p["kernel_size"], p["stride"])
+    args = (p["grad_out"], p["x_shape"], p["kernel_size"], p["stride"])
     return [
         Diagnosis(
             "not divided by the window size",
@@ -519,15 +688,51 @@ def avg_pool_backward_variants(c: Case) -> list[Diagnosis]:
         ),
         Diagnosis(
             "overlapping windows overwrite",
-            "windows overlap when stride < kernel: ADD (+=) each window's share.",
-            lambda: _wrong_avg_pool_backward(p["grad_out"], p["x_shape"], p["kernel_size"], p["stride"]),
+            "windows overlap when stride < kernel: each input receives the SUM of the shares of every "
+            "window it is in. " + _ACCUMULATE_HINT.split(". ", 1)[1],
+            lambda: _wrong_avg_pool_backward(*args, "overwrite"),
+        ),
+        Diagnosis(
+            "stride=None treated as 1",
+            _STRIDE_NONE,
+            (lambda: _wrong_avg_pool_backward(*args, "add", (1, 1))) if p["stride"] is None else None,
         ),
     ]
 
 
-def numeric_gradient_variants(forward: np.ndarray, central: np.ndarray) -> list[Diagnosis]:
-    """Mistakes of numeric_gradient, given the one-sided (``forward``) and right (``central``) answers."""
+def _numeric_gradient_in_dtype(f: Callable[[np.ndarray], Any], x: np.ndarray, eps: float) -> np.ndarray:
+    """WRONG on purpose for non-float64 ``x``: central differences computed in x's own dtype."""
+    x = np.array(x)
+    grad = np.zeros_like(x)
+    for k in np.ndindex(x.shape):
+        old = x[k]
+        x[k] = old + eps
+        f_plus = f(x)
+        x[k] = old - eps
+        f_minus = f(x)
+        x[k] = old
+        grad[k] = (f_plus - f_minus) / (2 * eps)
+    return grad
+
+
+def numeric_gradient_variants(
+    forward: np.ndarray,
+    central: np.ndarray,
+    f: Callable[[np.ndarray], Any] | None = None,
+    x: np.ndarray | None = None,
+    eps: float = 1e-6,
+) -> list[Diagnosis]:
+    """Mistakes of numeric_gradient, given the one-sided (``forward``) and right (``central``) answers
+    (and ``f``, ``x``, ``eps`` of the case, to recognise a gradient computed in x's own dtype)."""
+    kept = x is not None and f is not None and np.asarray(x).dtype != np.float64
     return [
+        Diagnosis(
+            "x kept in its own dtype",
+            f"x is {np.asarray(x).dtype.name if x is not None else ''} here: x[k] + eps is "
+            "rounded (float32) or cut (integers) when it is stored back into x, so the probes are not "
+            "eps apart. Work on a float64 copy: x = np.array(x, dtype=np.float64).",
+            (lambda: _numeric_gradient_in_dtype(f, x, eps)) if kept else None,
+        ),
         Diagnosis(
             "one-sided difference",
             "use the central difference (f(x + eps) - f(x - eps)) / (2 eps): "
@@ -555,9 +760,12 @@ def edge_variants(img: np.ndarray) -> list[Diagnosis]:
             "|gx| + |gy|", "the magnitude is sqrt(gx**2 + gy**2), not |gx| + |gy|.", np.abs(gx) + np.abs(gy)
         ),
         Diagnosis(
-            "'valid' instead of 'same'",
-            "keep the image's size: pad by 1 (padding=1, or mode 'same').",
-            shape=(img.shape[0] - 2, img.shape[1] - 2),
+            "no padding",
+            "keep the image's size: pad by 1 (padding=1, or mode 'same'), so gx and gy are (H, W).",
+            lambda: np.sqrt(
+                cl.correlate2d(img, cl.get_kernel("sobel_x"), "valid") ** 2
+                + cl.correlate2d(img, cl.get_kernel("sobel_y"), "valid") ** 2
+            ),
         ),
     ]
 

@@ -35,7 +35,7 @@ SUBMISSIONS = {
             ]
         },
         "fails": ["test_max_pool2d_backward_overlap"],
-        "hint": "only the FIRST one",
+        "hint": "only the FIRST maximum",
     },
     # Overlapping max-pool windows overwrite each other's gradient.
     "overlap_overwrite": {
@@ -48,7 +48,7 @@ SUBMISSIONS = {
             ]
         },
         "fails": ["test_max_pool2d_backward_overlap"],
-        "hint": "ADD (+=) each window",
+        "hint": "receives the SUM of their gradients",
     },
     # One-sided (forward) difference in the numeric gradient.
     "forward_difference": {
