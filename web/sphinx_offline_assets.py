@@ -59,6 +59,17 @@ def _check_installed(app: Sphinx) -> None:
             )
 
 
+def _copy_explorer(app: Sphinx) -> None:
+    """The explorer's files go in before the pages are written, so that their links carry
+    Sphinx's ``?v=`` checksum (a changed file is not taken from a browser's cache)."""
+    if app.builder.format != "html":
+        return
+    dest = Path(app.outdir) / "_static" / "explorer"
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in EXPLORER_FILES:
+        shutil.copy2(EXPLORER / name, dest / name)
+
+
 def _dedupe_scripts(context: dict) -> None:
     """Drop repeated inline scripts: sphinx-thebe adds its configuration twice under
     jupyter-book, and the second ``const THEBE_JS_URL`` is a JavaScript error."""
@@ -102,13 +113,11 @@ def _copy_assets(app: Sphinx, exception: Exception | None) -> None:
         src = NODE_MODULES / package / sub
         ignore = shutil.ignore_patterns(*_MATHJAX_SKIP) if package == "mathjax" else None
         shutil.copytree(src, static / dest, ignore=ignore, dirs_exist_ok=True)
-    (static / "explorer").mkdir(parents=True, exist_ok=True)
-    for name in EXPLORER_FILES:
-        shutil.copy2(EXPLORER / name, static / "explorer" / name)
 
 
 def setup(app: Sphinx) -> dict:
     app.connect("builder-inited", _check_installed)
+    app.connect("builder-inited", _copy_explorer)
     app.connect("html-page-context", _patch_page)
     # After the other extensions' handlers, which may add scripts to the page.
     app.connect("html-page-context", lambda app, pagename, templatename, context, doctree:

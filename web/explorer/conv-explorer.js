@@ -100,7 +100,7 @@
       modes.appendChild(el("div", { className: "ce-field ce-radio" }, [radio, el("label", { for: id + "-" + m[0], text: m[1] })]));
     });
 
-    var form = el("form", { className: "ce-controls", "aria-label": "Explorer settings" }, [
+    var form = el("form", { className: "ce-controls" }, [
       el("div", { className: "ce-row" }, [
         el("div", { className: "ce-field ce-preset" }, [el("label", { for: id + "-preset", text: "Preset" }), presetSelect]),
         load,
