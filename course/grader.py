@@ -469,14 +469,19 @@ def write_autograded(
     root: Path, nb: dict, assignment: str, student: str, stem: str, fingerprint: str = ""
 ) -> Path:
     """The autograded notebook, put in place atomically (a rename) with the fingerprint of
-    the submission it was graded from (see :func:`already_graded`)."""
+    the submission it was graded from (see :func:`already_graded`) and the submission's
+    ``timestamp.txt`` and ``submission_secret.txt`` (nbgrader's feedback commands read them)."""
     import nbformat
+
+    from course.exchange import autograded_extras
 
     folder = root / GRADING / "autograded" / student / assignment
     tmp = folder.with_name(f".{assignment}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     nbformat.write(nbformat.from_dict(nb), str(tmp / f"{stem}.ipynb"))
+    for name, data in autograded_extras(root, assignment, student).items():
+        (tmp / name).write_bytes(data)
     (tmp / FINGERPRINT).write_text(fingerprint)
     if folder.exists():
         shutil.rmtree(folder)

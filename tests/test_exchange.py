@@ -152,6 +152,10 @@ def test_release_submit_collect_grade_feedback_through_the_exchange(tmp_path: Pa
         assert gb.find_submission(A, "alice").total_seconds_late == 0
         assert gb.find_submission(A, "bob").total_seconds_late > 0
 
+    for s in ("alice", "bob"):  # the autograded folder carries what nbgrader's feedback commands read
+        graded_folder, kept = (root / "grading" / d / s / A for d in ("autograded", "submitted"))
+        for name in ("timestamp.txt", "submission_secret.txt"):
+            assert (graded_folder / name).read_bytes() == (kept / name).read_bytes()
     fb = course(root, exchange, "feedback", A)
     assert f"released the feedback of {A} to the exchange for 2 student(s): alice, bob" in fb.stdout
     assert len(list((exchange / COURSE_ID / "feedback").glob("*.html"))) == 2
