@@ -1,9 +1,10 @@
-"""How a convolution is computed: direct, im2col + GEMM, or FFT, and how to choose.
+"""How a convolution is computed: direct, im2col + GEMM, FFT or Winograd, and how to choose.
 
 Every public layer (``correlate2d``, ``convolve2d``, ``conv2d``, ``conv2d_backward``)
-takes ``method=`` with one of :data:`METHODS` or ``"auto"``; ``"auto"`` asks
-:func:`choose_method`. All three methods compute the same cross-correlation (they
-agree to rounding error; with integer-valued inputs "direct" and "im2col" are exact):
+takes ``method=`` with one of :data:`METHODS` or ``"auto"`` (the NCHW layers also
+``"winograd"``, :data:`LAYER_METHODS`); ``"auto"`` asks :func:`choose_method`. All
+methods compute the same cross-correlation (they agree to rounding error; with
+integer-valued inputs "direct" and "im2col" are exact):
 
 ``"direct"``
     The reference: one pass per kernel tap ``(i, j)``; the input shifted by the tap is
@@ -21,8 +22,13 @@ agree to rounding error; with integer-valued inputs "direct" and "im2col" are ex
     ``kH*kW`` block copies (strides become stride 1 by splitting the image into its
     polyphase components), built a chunk at a time (a few MiB, that stay in the CPU
     cache, and never more than the memory budget, :func:`set_memory_budget`).
-    Fastest for deep-learning layers, forward and backward. :func:`im2col` /
+    Fastest for most deep-learning layers, forward and backward. :func:`im2col` /
     :func:`col2im` are the textbook (unchunked) versions of the same matrix.
+``"winograd"`` (NCHW layers only: 3x3 kernels, stride 1, dilation 1)
+    Winograd's minimal filtering F(4x4, 3x3), :mod:`conv_lib.winograd`: 36
+    multiplications per 4x4 tile of outputs instead of 144, as batched GEMMs; float32
+    results carry a larger rounding error (``conv_lib.winograd.FLOAT32_RTOL``). In
+    :data:`LAYER_METHODS`, not in :data:`METHODS` (which compute any layer).
 ``"fft"``
     Multiplies spectra (convolution theorem) using ``scipy.fft.rfft2`` with fast
     lengths; cost independent of the kernel size, so it wins for big kernels. For
@@ -114,10 +120,11 @@ Pads = tuple[tuple[int, int], tuple[int, int]]
 def set_memory_budget(nbytes: int) -> None:
     """Set the largest intermediate (in bytes) a chunked path may allocate at once.
 
-    Applies to the im2col matrices of ``"im2col"`` and to the spectra of ``"fft"``
+    Applies to the im2col matrices of ``"im2col"``, the transformed tiles of
+    ``"winograd"`` (all threads' chunks together) and the spectra of ``"fft"``
     (forward and backward). The chunk is never smaller than one output row of one
-    image (im2col) or one image (fft), so a tiny budget is honoured as far as that
-    allows. Default 256 MiB.
+    image (im2col), one row of tiles of one image (winograd) or one image (fft), so a
+    tiny budget is honoured as far as that allows. Default 256 MiB.
 
     Parameters
     ----------
@@ -322,11 +329,17 @@ def choose_method(
       whole image if it is small) and ``p`` the size of one transform; the cheaper
       wins. In practice: up to 5x5 "direct", from 9x9 "fft", 7x7 is a close call
       (the two are within ~20 % of each other; the model picks "fft").
-    * NCHW (4-D shapes): ``"im2col"`` (building the columns, then one matrix product
+    * NCHW (4-D shapes), 3x3 kernels at stride 1 and dilation 1 with a floating (or
+      unknown) ``dtype``: ``"winograd"`` if its modelled cost (:func:`_winograd_cost`:
+      the batched GEMMs, slower per multiply-add when a chunk holds few tiles, plus
+      transforms and copies) is below im2col's, else ``"im2col"``. In practice
+      Winograd for e.g. (8, 64, 14, 14) -> 64 and (8, 32, 28, 28) -> 32, im2col for
+      (8, 16, 32, 32) -> 16 or 7x7 maps.
+    * Other NCHW layers: ``"im2col"`` (building the columns, then one matrix product
       per chunk) unless the kernel is large enough that the FFT's channel mixing
       (``N*C_out*C_in/groups`` complex multiply-adds per frequency) plus the FFTs is
       cheaper; strided or dilated layers never use FFT.
-    * Integer ``dtype`` (2-D only) never picks ``"fft"``, so results stay exact.
+    * Integer ``dtype`` never picks ``"fft"`` or ``"winograd"``, so results stay exact.
 
     Parameters
     ----------
@@ -341,7 +354,7 @@ def choose_method(
     Returns
     -------
     str
-        One of :data:`METHODS`.
+        One of :data:`METHODS`, or ``"winograd"`` for 4-D shapes.
     """
     x_shape = tuple(int(v) for v in x_shape)
     weight_shape = tuple(int(v) for v in weight_shape)
