@@ -143,12 +143,13 @@ def world():
     base.chmod(0o755)
     suffix = secrets.token_hex(3)
     students = [f"cdla{suffix}", f"cdlb{suffix}"]
+    instructor = f"cdlt{suffix}"
     created: list[str] = []
     hub_proc = None
     log = base / "state" / "hub.log"
     try:
         (base / "home").mkdir()
-        for name in students:
+        for name in [*students, instructor]:
             subprocess.run(
                 ["useradd", "--create-home", "--home-dir", str(base / "home" / name), "--shell", "/bin/sh",
                  "--user-group", name],
@@ -165,7 +166,7 @@ def world():
         shutil.copytree(ROOT / "exercises", course / "exercises")
         state = base / "state"
         state.mkdir(mode=0o700)
-        tokens = {name: secrets.token_hex(32) for name in students}
+        tokens = {name: secrets.token_hex(32) for name in [*students, instructor]}
         config = state / "test_config.py"
         config.write_text(
             "c = get_config()  # noqa: F821\n"
@@ -183,6 +184,7 @@ def world():
             COURSE_HUB_PROXY_API_URL=f"http://127.0.0.1:{proxy_port}",
             COURSE_HUB_STATE=str(state),
             COURSE_HUB_STUDENTS=",".join(students),
+            COURSE_HUB_INSTRUCTORS=instructor,
             COURSE_HUB_USER_PYTHON=user_python(),
         )
         with log.open("wb") as out:
@@ -206,6 +208,7 @@ def world():
         yield {
             "hub": hub,
             "students": students,
+            "instructor": instructor,
             "course": course,
             "exchange": exchange,
             "base": base,
@@ -258,6 +261,16 @@ def test_a_term_on_the_hub(world: dict) -> None:
     # the instructor releases: exercises/ and the exchange
     out = course_cmd(world, "release", A).stdout
     assert f"published {A} to the exchange {exchange}" in out
+
+    # the instructor's hub account: an admin, whose server keeps nbgrader's formgrader and sees the release
+    teacher = world["instructor"]
+    listed = hub.call(teacher, "GET", "/hub/api/users").json()
+    assert sorted(u["name"] for u in listed) == sorted([alice, bob, teacher])
+    hub.call(alice, "GET", "/hub/api/users", expect=(403,))
+    hub.start_server(teacher)
+    hub.server(teacher, "GET", "formgrader", expect=(200,))
+    seen = hub.server(teacher, "GET", "assignments", params={"course_id": COURSE_ID}).json()
+    assert [x["status"] for x in seen["value"] if x["assignment_id"] == A] == ["released"]
 
     answers = {
         alice: solution_sources(A),
