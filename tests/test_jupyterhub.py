@@ -1,6 +1,8 @@
 """The course's JupyterHub (hub/jupyterhub_config.py), started for real on the loopback.
 
-Two students are real Unix accounts made for the test (``useradd``; removed afterwards).
+Two students and an instructor are real Unix accounts made for the test (``useradd``;
+removed afterwards); the instructor's hub account is an admin whose server keeps nbgrader's
+formgrader, the students' servers have none.
 The hub (PAM accounts, ``LocalProcessSpawner``, configurable-http-proxy from ``hub/``) runs
 each student's Jupyter server as that student; the students work only through the hub's
 REST API and nbgrader's server extension in their own server: list and fetch the released
