@@ -25,6 +25,20 @@ def instructor_secret(tmp_path_factory: pytest.TempPathFactory):
     os.environ.pop("COURSE_SECRET_FILE", None)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_exchange(tmp_path_factory: pytest.TempPathFactory):
+    """`course release` publishes to nbgrader's exchange when it exists: tests use one of
+    their own session, never a real /srv/nbgrader/exchange."""
+    if "COURSE_EXCHANGE" in os.environ:
+        yield os.environ["COURSE_EXCHANGE"]
+        return
+    path = tmp_path_factory.mktemp("exchange")
+    path.chmod(0o1777)
+    os.environ["COURSE_EXCHANGE"] = str(path)
+    yield str(path)
+    os.environ.pop("COURSE_EXCHANGE", None)
+
+
 @pytest.fixture(scope="session")
 def site_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The built website's HTML folder.
