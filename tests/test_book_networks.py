@@ -130,7 +130,7 @@ def test_cnn_beats_the_same_budget_dense_network_beyond_the_seed_spread(site_dir
     assert c_worst > d_best, "the worst CNN seed should beat the best dense seed"
     text = _text(_html(site_dir, "cnn_in_practice"))
     m = _find(r"ahead of the dense network with the same parameter budget by " + NUMBER
-              + r" ?% points ?, which is " + NUMBER + r" times the larger", text)
+              + r" percentage points ?, which is " + NUMBER + r" times the larger", text)
     assert _pct(m.group(1)) == pytest.approx(c_mean - d_mean, abs=0.0015)
     assert _num(m.group(2)) > 2
     assert re.search(r"best dense seed\? yes\b", text)
@@ -261,12 +261,19 @@ def test_modern_layers_summary_table_matches_conv_lib_arithmetic(site_dir):
 
 def test_depthwise_measurement_and_residual_gradients_read_consistently(site_dir):
     text = _text(_html(site_dir, "modern_layers"))
-    m = _find(r"needs " + NUMBER + r" times fewer multiply-adds\. Measured, it ran " + NUMBER
-              + r" times faster here, a factor (smaller|larger) than", text)
-    mac_factor, time_factor = _num(m.group(1)), _num(m.group(2))
+    m = _find(r"needs " + NUMBER + r" times fewer multiply-adds\. Measured here with conv_lib ?, it "
+              r"(ran|took) " + NUMBER + r" times as (fast|long) as the full layer \( ?" + NUMBER
+              + r" ms against " + NUMBER + r" ms ?\): a speed-up (smaller|larger) than", text)
+    mac_factor, t_sep, t_full = _num(m.group(1)), _num(m.group(5)), _num(m.group(6))
+    time_factor = t_full / t_sep
+    assert (m.group(2), m.group(4)) == (("ran", "fast") if time_factor >= 1 else ("took", "long"))
+    shown = time_factor if time_factor >= 1 else 1 / time_factor
+    assert _num(m.group(3)) == pytest.approx(shown, rel=0.05, abs=0.06)
+    word = m.group(7)
     expected = cl.conv2d_macs(32, 64, 3, 56) / cl.depthwise_separable_macs(32, 64, 3, 56)
     assert mac_factor == pytest.approx(expected, abs=0.051)
-    assert m.group(3) == ("smaller" if time_factor < mac_factor else "larger")
+    # the word follows the shown (rounded) times
+    assert word == ("smaller" if time_factor < mac_factor else "larger")
     m = _find(r"gradient norm at the input is " + NUMBER + r" without skips and " + NUMBER
               + r" with them", text)
     plain, residual = _num(m.group(1)), _num(m.group(2))
