@@ -134,6 +134,8 @@ def test_cnn_beats_the_same_budget_dense_network_beyond_the_seed_spread(site_dir
     assert _pct(m.group(1)) == pytest.approx(c_mean - d_mean, abs=0.0015)
     assert _num(m.group(2)) > 2
     assert re.search(r"best dense seed\? yes\b", text)
+    m = _find(r"last five epochs the dense network’s validation accuracy moved by " + NUMBER, text)
+    assert abs(_num(m.group(1))) < 100 * (c_mean - d_mean) / 2, "the dense baseline was still learning"
 
 
 def test_cnn_page_data_gradients_and_receptive_fields(site_dir):
