@@ -892,6 +892,6 @@ def test_digits_split_is_fixed() -> None:
 def test_every_check_returns_none() -> None:
     """nbgrader would take a number left as a test cell's value as partial credit."""
     names = [n for n in grading.__all__ if n.startswith("check_")]
-    assert len(names) == 21
+    assert len(names) == 22
     for name in names:
         assert inspect.signature(getattr(grading, name)).return_annotation in (None, "None"), name

@@ -30,6 +30,7 @@ A test cell reads, for example::
 
 from course.grading.accuracy import (
     check_accuracy,
+    check_loss_and_grads,
     check_validation_accuracy,
     digits_split,
     secret_relabelling,
@@ -76,6 +77,7 @@ __all__ = [
     "check_detect_edges",
     "check_edge_magnitude",
     "check_gradient_error",
+    "check_loss_and_grads",
     "check_max_pool2d",
     "check_max_pool2d_backward",
     "check_numeric_gradient",

@@ -26,7 +26,13 @@ import conv_lib as cl
 from course.grading.compare import Case, GradingError
 from course.grading.context import current_context, hidden_rng
 
-__all__ = ["check_accuracy", "check_validation_accuracy", "digits_split", "secret_relabelling"]
+__all__ = [
+    "check_accuracy",
+    "check_loss_and_grads",
+    "check_validation_accuracy",
+    "digits_split",
+    "secret_relabelling",
+]
 
 #: How many of the 1797 digits are the test set (the rest is the training set the students get).
 TEST_SIZE = 360
@@ -70,16 +76,23 @@ def _check_min_accuracy(min_accuracy: Any) -> float:
     return float(min_accuracy)
 
 
+#: The public renaming of the classes of the visible accuracy check: digit d is called (d + 3) % 10.
+VISIBLE_RELABELLING = (np.arange(10) + 3) % 10
+
+
 def _measure(
     train: Callable[..., Any],
     predict: Callable[..., Any],
     fit: tuple[np.ndarray, np.ndarray],
     evaluate: tuple[np.ndarray, np.ndarray],
     what: str,
-) -> float:
+    original: np.ndarray | None = None,
+) -> tuple[float, float]:
     """``params = train(*fit)``, then the accuracy of ``predict(params, X)`` on ``evaluate``.
 
-    The labels of ``evaluate`` stay here: only its images reach student code.
+    The labels of ``evaluate`` stay here: only its images reach student code. Also returns
+    the accuracy against ``original`` (the labels before renaming; NaN without them): a
+    network that scores there learned from something other than the labels it was given.
     """
     X_fit, y_fit = fit
     X_eval, y_eval = evaluate
@@ -106,10 +119,20 @@ def _measure(
         )
     if not (np.issubdtype(labels.dtype, np.number) or labels.dtype == bool):
         raise GradingError(f"predict should return integer labels 0-9; got dtype {labels.dtype}.")
-    return float(np.mean(labels == y_eval))
+    on_original = float(np.mean(labels == original)) if original is not None else float("nan")
+    return float(np.mean(labels == y_eval)), on_original
 
 
-def _cached(key: tuple[Any, ...], compute: Callable[[], float]) -> float:
+_TRAIN_BETTER = "Check the gradients (the gradient check), then train longer or adjust the learning rate."
+_OWN_DATA = (
+    "\n  Likely bug (not trained on the data it is given): your predictions match the digits' "
+    "ORIGINAL names ({orig:.3f} of them), not the renamed classes that train(X, y) received. train "
+    "must learn from its own arguments X and y only (not from load_digits_train() or other data "
+    "it finds itself), and predict must use only what train returned."
+)
+
+
+def _cached(key: tuple[Any, ...], compute: Callable[[], tuple[float, float]]) -> tuple[float, float]:
     """``compute()`` once per grading context (its result or its GradingError); no cache outside one."""
     ctx = current_context()
     if ctx is None:
@@ -142,17 +165,23 @@ def check_accuracy(train: Callable[..., Any], predict: Callable[..., Any], min_a
     perm = secret_relabelling()  # raises outside the grader
     X_train, y_train, X_test, y_test = digits_split()
 
-    def compute() -> float:
-        return _measure(train, predict, (X_train, perm[y_train]), (X_test, perm[y_test]), "training digits")
+    def compute() -> tuple[float, float]:
+        return _measure(
+            train, predict, (X_train, perm[y_train]), (X_test, perm[y_test]), "training digits", y_test
+        )
 
-    acc = _cached(_key("digits:test", train, predict), compute)
+    acc, orig = _cached(_key("digits:test", train, predict), compute)
     if acc < min_accuracy:
         raise GradingError(
             f"test accuracy {acc:.3f} is below {min_accuracy:.2f}. The grader trained your network with "
             f"your train on the {len(y_train)} training digits (with the ten classes renamed, so the "
             f"network has to learn them from the labels it is given) and measured predict on "
-            f"{len(y_test)} digits it never saw. Check the gradients (the gradient check), then "
-            "train longer or adjust the learning rate."
+            f"{len(y_test)} digits it never saw. "
+            + (
+                _OWN_DATA.format(orig=orig)
+                if orig > max(0.5, acc + 0.3)
+                else _TRAIN_BETTER
+            )
         )
     print(
         f"OK: test accuracy {acc:.3f} >= {min_accuracy:.2f} ({len(y_test)} unseen digits, classes renamed)."
@@ -165,31 +194,200 @@ def check_validation_accuracy(
     """Visible version of :func:`check_accuracy`: train on part of the training digits, measure on the rest.
 
     ``train`` gets the training digits minus ``VALIDATION_SIZE`` held out (a fixed
-    choice); ``predict(params, X_val)`` is compared with their labels. The grader's
-    test (:func:`check_accuracy`) uses digits you do not have.
+    choice), with the classes renamed by the public :data:`VISIBLE_RELABELLING` (so a
+    ``train`` that learns from other data than its arguments fails here too);
+    ``predict(params, X_val)`` is compared with their renamed labels. The grader's test
+    (:func:`check_accuracy`) uses digits you do not have and a secret renaming.
     """
     min_accuracy = _check_min_accuracy(min_accuracy)
     X_train, y_train, _, _ = digits_split()
     order = np.random.default_rng(zlib.crc32(b"digits:validation")).permutation(len(y_train))
     val, fit = order[:VALIDATION_SIZE], order[VALIDATION_SIZE:]
+    rename = VISIBLE_RELABELLING
 
-    def compute() -> float:
+    def compute() -> tuple[float, float]:
         return _measure(
             train,
             predict,
-            (X_train[fit], y_train[fit]),
-            (X_train[val], y_train[val]),
-            "of the training digits",
+            (X_train[fit], rename[y_train[fit]]),
+            (X_train[val], rename[y_train[val]]),
+            "of the training digits (classes renamed: digit d is called (d + 3) % 10)",
+            y_train[val],
         )
 
-    acc = _cached(_key("digits:validation", train, predict), compute)
+    acc, orig = _cached(_key("digits:validation", train, predict), compute)
     if acc < min_accuracy:
         raise GradingError(
             f"validation accuracy {acc:.3f} is below {min_accuracy:.2f} (trained with your train on "
-            f"{len(fit)} of the training digits, measured on the other {len(val)}). Check the gradients "
-            "(the gradient check), then train longer or adjust the learning rate."
+            f"{len(fit)} of the training digits, with the classes renamed: digit d is called (d + 3) % 10; "
+            f"measured on the other {len(val)}). "
+            + (
+                _OWN_DATA.format(orig=orig)
+                if orig > max(0.5, acc + 0.3)
+                else _TRAIN_BETTER
+            )
         )
     print(
         f"OK: validation accuracy {acc:.3f} >= {min_accuracy:.2f} ({len(fit)} training digits, "
-        f"{len(val)} held out). The grader measures on test digits you do not have."
+        f"{len(val)} held out, classes renamed). The grader measures on test digits you do not have."
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# The network's gradients
+# ---------------------------------------------------------------------------------------
+
+#: Step and tolerance of the directional gradient check of loss_and_grads.
+GRAD_EPS, GRAD_RTOL = 1e-5, 1e-4
+
+
+def _float_arrays(params: Any, what: str) -> dict[str, np.ndarray]:
+    if not isinstance(params, dict):
+        raise GradingError(
+            f"{what} should be a dict of NumPy arrays (name -> array, e.g. {{'W1': ..., 'b1': ...}}); "
+            f"got {type(params).__name__}."
+        )
+    out = {}
+    for k, v in params.items():
+        arr = np.asarray(v) if isinstance(v, (np.ndarray, list)) else None
+        if arr is not None and np.issubdtype(arr.dtype, np.floating):
+            out[str(k)] = arr.astype(np.float64)
+    if not out:
+        raise GradingError(f"{what} holds no float arrays: nothing to train.")
+    return out
+
+
+def _reference_grads(
+    p: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray, mask: str
+) -> dict[str, np.ndarray]:
+    """The gradients of the notebook's network (conv 3x3 pad 1, ReLU, max-pool 2, dense) with conv_lib.
+
+    ``mask`` "relu" is right; "none" and "pool_on_z" are WRONG on purpose (no ReLU mask in
+    the backward pass; without it and with max-pool backward taken on z instead of relu(z)).
+    """
+    z = cl.conv2d(X, p["W1"], p["b1"], padding=1)
+    a = np.maximum(z, 0)
+    pooled = cl.max_pool2d(a, 2)
+    flat = pooled.reshape(len(X), -1)
+    _, dlogits = cl.softmax_cross_entropy(flat @ p["W2"] + p["b2"], y)
+    grads = {"W2": flat.T @ dlogits, "b2": dlogits.sum(axis=0)}
+    dp = (dlogits @ p["W2"].T).reshape(pooled.shape)
+    if mask == "relu":
+        dz = cl.max_pool2d_backward(dp, a, 2) * (z > 0)
+    else:
+        dz = cl.max_pool2d_backward(dp, a if mask == "none" else z, 2)
+    _, grads["W1"], grads["b1"] = cl.conv2d_backward(dz, X, p["W1"], padding=1)
+    return grads
+
+
+def _named_network_bug(
+    params: dict[str, np.ndarray], grads: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray
+) -> str | None:
+    """A known mistake of the notebook's network, if the parameters have its structure."""
+    shapes = {k: v.shape for k, v in params.items()}
+    f = shapes.get("W1", (0,))[0]
+    if shapes != {"W1": (f, 1, 3, 3), "b1": (f,), "W2": (16 * f, 10), "b2": (10,)}:
+        return None
+    try:
+        right = _reference_grads(params, X, y, "relu")
+        if not all(np.allclose(grads[k], right[k], rtol=1e-5, atol=1e-8) for k in ("W2", "b2")):
+            return None  # a different network (or loss): nothing to say about the ReLU
+        for variant in ("none", "pool_on_z"):
+            wrong = _reference_grads(params, X, y, variant)
+            if all(np.allclose(grads[k], wrong[k], rtol=1e-5, atol=1e-8) for k in ("W1", "b1")):
+                return (
+                    "the ReLU mask is missing in the backward pass: a = max(z, 0) passes the gradient "
+                    "only where z > 0, so dz = (gradient with respect to a) * (z > 0)."
+                )
+    except Exception:  # noqa: BLE001 - not the notebook's network after all
+        return None
+    return None
+
+
+def check_loss_and_grads(
+    init_params: Callable[..., Any], loss_and_grads: Callable[..., Any], hidden: bool = False
+) -> None:
+    """``loss_and_grads(params, X, y) -> (loss, grads)``: are the gradients those of the loss?
+
+    ``params = init_params()`` (slightly moved at random, so that no bias is exactly 0) must be a
+    dict of float arrays and ``grads`` a dict with the same keys and shapes. For each parameter,
+    along random directions v, ``sum(grads[k] * v)`` is compared with the central difference of
+    the student's own loss, ``(L(p + eps v) - L(p - eps v)) / (2 eps)``, on 16 training digits
+    (a fixed batch, or a secret one when ``hidden``).
+    """
+    from course.grading.cases import case_rng
+
+    rng = case_rng("network:gradients", hidden)
+    X_train, y_train, _, _ = digits_split()
+    pick = rng.choice(len(y_train), size=16, replace=False)
+    X, y = X_train[pick], y_train[pick]
+    raw = Case("init_params()", {}, ()).call(init_params, "init_params")
+    floats = _float_arrays(raw, "init_params()")
+    params = dict(raw)
+    for k, v in floats.items():
+        params[k] = v + 0.05 * rng.standard_normal(v.shape)
+
+    def run(p: dict[str, Any], label: str) -> tuple[float, dict[str, Any]]:
+        got = Case(
+            f"loss_and_grads(params, X, y) with {label}, X (16, 1, 8, 8), y (16,)",
+            {"params": p, "X": X, "y": y},
+            ("params", "X", "y"),
+        ).call(loss_and_grads, "loss_and_grads")
+        if not isinstance(got, (tuple, list)) or len(got) != 2:
+            raise GradingError(f"loss_and_grads must return (loss, grads); got {type(got).__name__}.")
+        loss, grads = got
+        try:
+            loss = float(loss)
+        except (TypeError, ValueError) as err:
+            raise GradingError(
+                f"loss_and_grads: the loss should be a number, got {type(loss).__name__}."
+            ) from err
+        return loss, grads
+
+    loss, grads = run(params, "init_params() moved slightly")
+    if not isinstance(grads, dict):
+        raise GradingError(f"loss_and_grads: grads should be a dict like params; got {type(grads).__name__}.")
+    for k, v in floats.items():
+        if k not in grads or np.shape(grads[k]) != v.shape:
+            shape = np.shape(grads[k]) if k in grads else "missing"
+            raise GradingError(
+                f"loss_and_grads: grads[{k!r}] should have the shape of params[{k!r}], {v.shape}; "
+                f"got {shape}."
+            )
+    grads64 = {k: np.asarray(grads[k], dtype=np.float64) for k in floats}
+    for k in floats:
+        worst = None
+        for trial in range(2):
+            v = rng.standard_normal(floats[k].shape)
+            v /= np.linalg.norm(v)
+            plus = run(params | {k: params[k] + GRAD_EPS * v}, f"params[{k!r}] + eps * v")[0]
+            minus = run(params | {k: params[k] - GRAD_EPS * v}, f"params[{k!r}] - eps * v")[0]
+            numeric = (plus - minus) / (2 * GRAD_EPS)
+            analytic = float(np.sum(grads64[k] * v))
+            err = abs(analytic - numeric) / max(abs(analytic) + abs(numeric), 1e-8)
+            if worst is None or err < worst[0]:
+                worst = (err, analytic, numeric, trial)
+        assert worst is not None
+        err, analytic, numeric, _ = worst
+        if err > GRAD_RTOL:
+            named = _named_network_bug({kk: np.asarray(params[kk], float) for kk in floats}, grads64, X, y)
+            hint = (
+                f"Likely bug (ReLU mask missing): {named}"
+                if named
+                else (
+                    f"Hint: go backwards from the loss to params[{k!r}] and check each layer's backward "
+                    "pass on its own with your numeric_gradient (assignment 3): the dense layer, the "
+                    "reshape, max_pool2d_backward (on the ReLU's output), the ReLU mask (z > 0), "
+                    "conv2d_backward (with the padding of the forward pass)."
+                )
+            )
+            raise GradingError(
+                f"grads[{k!r}] is not the gradient of your loss: along a random direction v (unit length), "
+                f"sum(grads[{k!r}] * v) = {analytic:.6g}, but (L(p + eps v) - L(p - eps v)) / (2 eps) = "
+                f"{numeric:.6g} with eps = {GRAD_EPS} (relative difference {err:.2g}; at most {GRAD_RTOL} "
+                f"expected), on 16 training digits.\n  {hint}"
+            )
+    print(
+        f"OK: loss_and_grads: the gradients of {len(floats)} parameters agree with the numeric "
+        f"derivatives of your loss ({'hidden' if hidden else 'visible'} batch of 16 digits)."
     )
