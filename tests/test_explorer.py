@@ -206,6 +206,12 @@ def test_presets_hold_conv_libs_numbers(chapter):
     assert np.array_equal(state["input"][0], conv_lib.SUMMARY_IMAGE)
     assert np.array_equal(state["weights"][0][0], conv_lib.SUMMARY_KERNEL)
     assert state["mode"] == "convolution" and state["padding"] == "valid"
+    # The formula with the numbers filled in, for both explorers.
+    formulas = chapter.eval_on_selector_all(".conv-explorer .ce-formula", "fs => fs.map(f => f.textContent)")
+    floor = "\u230a({n} + 2\u00b7{p} \u2212 {d}\u00b7({k} \u2212 1) \u2212 1) / {s}\u230b + 1 = {out}"
+    assert floor.format(n=5, p=0, d=1, k=3, s=1, out=output_size(5, 3)) in formulas[0], formulas[0]
+    assert floor.format(n=5, p=1, d=1, k=3, s=2, out=output_size(5, 3, stride=2, padding=1)) in formulas[1]
+    assert "C_out\u00b7(C_in\u00b7kH\u00b7kW) + C_out = 2\u00b7(3\u00b73\u00b73) + 2 = 56" in formulas[1]
     want = convolve2d(conv_lib.SUMMARY_IMAGE, conv_lib.SUMMARY_KERNEL, mode="valid")
     assert np.array_equal(np.asarray(got["maps"][0]).reshape(want.shape), want)
     for name, kernel in [("sobel", get_kernel("sobel_x")), ("box", get_kernel("box", 3))]:
