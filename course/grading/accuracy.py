@@ -177,11 +177,7 @@ def check_accuracy(train: Callable[..., Any], predict: Callable[..., Any], min_a
             f"your train on the {len(y_train)} training digits (with the ten classes renamed, so the "
             f"network has to learn them from the labels it is given) and measured predict on "
             f"{len(y_test)} digits it never saw. "
-            + (
-                _OWN_DATA.format(orig=orig)
-                if orig > max(0.5, acc + 0.3)
-                else _TRAIN_BETTER
-            )
+            + (_OWN_DATA.format(orig=orig) if orig > max(0.5, acc + 0.3) else _TRAIN_BETTER)
         )
     print(
         f"OK: test accuracy {acc:.3f} >= {min_accuracy:.2f} ({len(y_test)} unseen digits, classes renamed)."
@@ -221,11 +217,7 @@ def check_validation_accuracy(
             f"validation accuracy {acc:.3f} is below {min_accuracy:.2f} (trained with your train on "
             f"{len(fit)} of the training digits, with the classes renamed: digit d is called (d + 3) % 10; "
             f"measured on the other {len(val)}). "
-            + (
-                _OWN_DATA.format(orig=orig)
-                if orig > max(0.5, acc + 0.3)
-                else _TRAIN_BETTER
-            )
+            + (_OWN_DATA.format(orig=orig) if orig > max(0.5, acc + 0.3) else _TRAIN_BETTER)
         )
     print(
         f"OK: validation accuracy {acc:.3f} >= {min_accuracy:.2f} ({len(fit)} training digits, "

@@ -10,6 +10,7 @@ scores the cell zero.
 from __future__ import annotations
 
 import math
+import re
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -90,7 +91,7 @@ class Case:
         except Exception as err:  # noqa: BLE001 - any student error becomes a message
             raise GradingError(
                 f"{name} raised {type(err).__name__}: {err}\n  case: {self.label}\n"
-                f"  called as {name}({self.signature()})"
+                f"  called as {name}({self.signature()})" + _error_hint(err)
             ) from err
         for pname, before, after in zip(
             self.positional, [self.params[p] for p in self.positional], args, strict=True
@@ -106,6 +107,17 @@ class Case:
         parts = [_short(self.params[p]) for p in self.positional]
         parts += [f"{k}={_short(v)}" for k, v in self.params.items() if k not in self.positional]
         return ", ".join(parts)
+
+
+def _error_hint(err: BaseException) -> str:
+    """A hint for an error that a known mistake causes (only when the message says so plainly)."""
+    text = str(err)
+    if "could not broadcast" in text and re.search(r"into shape \([^)]*\b0\b", text):
+        return (
+            "\n  Likely bug (empty slice): the target of your assignment is empty. With padding 0, a "
+            "slice like `a[p:-p]` is `a[0:0]` (because -0 == 0); write `a[p:p + n]` instead."
+        )
+    return ""
 
 
 def _copy(value: Any) -> Any:

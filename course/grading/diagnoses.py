@@ -19,6 +19,7 @@ from course.grading.cases import pair, span_out
 from course.grading.compare import Case, Diagnosis, tolerances
 
 __all__ = [
+    "CHANNELS_HINT",
     "OUTPUT_SIZE_BUGS",
     "avg_pool_backward_variants",
     "backward_variants",
@@ -219,7 +220,7 @@ OUTPUT_SIZE_BUGS: list[tuple[Callable[[int, int, int, int, int], int], str]] = [
 ]
 
 
-_CHANNELS_HINT = (
+CHANNELS_HINT = (
     "weight is (C_out, C_in, kH, kW): its FIRST axis is the output channel, its second the input "
     "channel (out[b, o] sums weight[o, c] * x[b, c] over c), and the output has C_out = "
     "weight.shape[0] channels."
@@ -326,12 +327,12 @@ def conv_variants(c: Case) -> list[Diagnosis]:
         ),
         Diagnosis(
             "weight's channel axes swapped",
-            _CHANNELS_HINT,
+            CHANNELS_HINT,
             conv(weight=w.swapaxes(0, 1)) if c_in == c_out > 1 else None,
         ),
         Diagnosis(
             "weight's channel axes swapped",
-            _CHANNELS_HINT,
+            CHANNELS_HINT,
             shape=(n, c_in) + ref_shape[2:] if c_in != c_out else None,
         ),
         Diagnosis(
@@ -532,12 +533,12 @@ def backward_variants(part: str, c: Case) -> list[Diagnosis]:
             *ignored,
             Diagnosis(
                 "weight's channel axes swapped",
-                _CHANNELS_HINT,
+                CHANNELS_HINT,
                 (lambda: ref()[1].swapaxes(0, 1)) if c_in == c_out > 1 else None,
             ),
             Diagnosis(
                 "weight's channel axes swapped",
-                _CHANNELS_HINT,
+                CHANNELS_HINT,
                 shape=(c_in, c_out) + w.shape[2:] if c_in != c_out else None,
             ),
             Diagnosis(
@@ -564,7 +565,7 @@ def backward_variants(part: str, c: Case) -> list[Diagnosis]:
         Diagnosis("= instead of +=", _ACCUMULATE_HINT, indexed(step, dil, "overwrite_windows")),
         Diagnosis(
             "weight's channel axes swapped",
-            _CHANNELS_HINT,
+            CHANNELS_HINT,
             (lambda: ref(ww=w.swapaxes(0, 1))[0]) if c_in == c_out > 1 else None,
         ),
         Diagnosis(
