@@ -591,3 +591,24 @@ def test_part_two_pages_fit_the_screen(new_context, base_url, docname, viewport_
     assert not clipped, f"{docname} at {viewport}: clipped formulas or tables: {clipped}"
     if viewport_name == "desktop":
         assert not cut_code, f"{docname}: code lines wider than their cell at 1280 px: {cut_code}"
+
+
+@pytest.mark.parametrize("docname", ["intro", "chapters/step_by_step", "chapters/applications_medical"])
+def test_figures_keep_their_aspect_ratio_on_a_phone(new_context, base_url, docname):
+    """Retina PNGs carry an inline width and height; scaled to a phone's column they must
+    shrink in both directions, not be squashed sideways."""
+    ctx = new_context(viewport=PHONE, device_scale_factor=1, is_mobile=True, has_touch=True)
+    page = ctx.new_page()
+    try:
+        page.goto(page_url(base_url, docname))
+        page.wait_for_load_state("networkidle")
+        shapes = page.evaluate("""() => Array.from(document.querySelectorAll('article img'))
+            .filter(i => i.naturalWidth > 0 && i.getBoundingClientRect().width > 0)
+            .map(i => [i.naturalWidth / i.naturalHeight,
+                       i.getBoundingClientRect().width / i.getBoundingClientRect().height,
+                       (i.getAttribute('src') || '').slice(-24)])""")
+    finally:
+        page.close()
+    assert shapes, f"{docname}: no figure"
+    squashed = [s for s in shapes if abs(s[1] / s[0] - 1) > 0.03]
+    assert not squashed, f"{docname}: figures drawn at another aspect ratio (natural, shown, src): {squashed}"
