@@ -249,6 +249,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {"root": root, "students": students, "cells": cells}
 
 
+@pytest.mark.slow
 def test_pipeline_scores_and_hints_match(pipeline: dict[str, Any]) -> None:
     for name, spec in pipeline["students"].items():
         a = ASSIGNMENT[spec["a"]]
