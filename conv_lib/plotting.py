@@ -215,7 +215,7 @@ def draw_grid(
     for y in np.arange(-0.5, h, 1.0):
         ax.plot([-0.5, w - 0.5], [y, y], color="#555555", linewidth=0.8, zorder=2, clip_on=False)
     if fontsize is None:
-        fontsize = 11 if max(h, w) <= 5 else 9 if max(h, w) <= 8 else 7
+        fontsize = 12 if max(h, w) <= 5 else 10 if max(h, w) <= 8 else 8
     for r in range(h):
         for c in range(w):
             ax.text(c, r, format_number(arr[r, c]), ha="center", va="center", fontsize=fontsize,
@@ -224,8 +224,8 @@ def draw_grid(
     ax.set_ylim(h - 0.5, -0.5)
     ax.set_aspect("equal")
     if show_indices:
-        ax.set_xticks(range(w), [str(c + index_offset[1]) for c in range(w)], fontsize=7)
-        ax.set_yticks(range(h), [str(r + index_offset[0]) for r in range(h)], fontsize=7)
+        ax.set_xticks(range(w), [str(c + index_offset[1]) for c in range(w)], fontsize=9)
+        ax.set_yticks(range(h), [str(r + index_offset[0]) for r in range(h)], fontsize=9)
         ax.tick_params(length=0, pad=2, labeltop=True, labelbottom=False)
     else:
         ax.set_xticks([])
@@ -233,7 +233,7 @@ def draw_grid(
     for spine in ax.spines.values():
         spine.set_visible(False)
     if title is not None:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=12)
     return ax
 
 
@@ -295,9 +295,9 @@ def _draw_step(axes: Sequence[Axes], walk: Any, step: Any, feature_map: np.ndarr
     draw_grid(ax_p, step.products, title=titles[2])
     i, j = step.index
     draw_grid(ax_out, feature_map, title=titles[3], highlight=[(i, j)], highlight_color=OUTPUT_COLOR)
-    ax_p.set_xlabel(f"sum = {format_number(step.value)}", fontsize=11, color=OUTPUT_COLOR)
+    ax_p.set_xlabel(f"sum = {format_number(step.value)}", fontsize=12, color=OUTPUT_COLOR)
     label = f"{output_symbol}[{i}, {j}] = {format_number(step.value)}"
-    ax_out.set_xlabel(label, fontsize=11, color=OUTPUT_COLOR)
+    ax_out.set_xlabel(label, fontsize=12, color=OUTPUT_COLOR)
 
 
 def feature_map_so_far(walk: Any, upto: int) -> np.ndarray:
@@ -326,7 +326,7 @@ def plot_window_step(
     *,
     titles: Sequence[str] | None = None,
     output_symbol: str = "S",
-    figsize: tuple[float, float] = (10.0, 2.9),
+    figsize: tuple[float, float] = (8.5, 2.8),
 ) -> Figure:
     """One step of the sliding window, as four panels.
 
@@ -368,7 +368,7 @@ def sliding_window_animation(
     *,
     interval: int = 900,
     max_frames: int = 25,
-    figsize: tuple[float, float] = (10.0, 2.9),
+    figsize: tuple[float, float] = (8.5, 2.8),
     dpi: float = 70,
 ) -> FuncAnimation:
     """Animate the sliding window; the feature map fills in one cell per frame.
