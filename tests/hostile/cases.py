@@ -601,7 +601,7 @@ CASES: dict[str, dict] = {
             "same_under_flip": "\nclass _Everything(list):\n    def __eq__(self, o):\n        return True\n    def __iter__(self):\n        return iter(KERNEL_CANDIDATES)\nsame_under_flip = _Everything(same_under_flip)\n"
         },
         "fails": ["test_same_under_flip"],
-        "reason": "same_under_flip should be a list",
+        "reason": "Expected a list of kernel names, got <_Everything object in your notebook>",
     },
     "object_array": {
         "a": "01",
