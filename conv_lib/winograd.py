@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from conv_lib.algorithms import Workspace, _workers, run_chunks
+from conv_lib.algorithms import Workspace, _run_parallel, _single_threaded_blas, _workers, run_chunks
 from conv_lib.validation import check_choice
 
 __all__ = [
@@ -221,19 +221,25 @@ class _TilePlan:
 
 def _padded(x: np.ndarray, plan: _TilePlan) -> np.ndarray:
     """``x (N, C, H, W)`` zero-padded, split into row phases and flattened:
-    ``(N, C, m, rows*wf)`` (rows and columns beyond what the tiles read are dropped)."""
+    ``(N, C, m, rows*wf)`` (rows and columns beyond what the tiles read are dropped).
+    Images are copied on conv_lib's threads."""
     n, c, h, w = x.shape
     m = plan.m
     (pt, _), (pl, _) = plan.pads
-    out = np.zeros((n, c, m, plan.rows, plan.wf), dtype=x.dtype)
+    out = np.empty((n, c, m, plan.rows, plan.wf), dtype=x.dtype)
     c0, c1 = max(0, -pl), min(w, plan.wf - pl)
-    for r in range(m):
-        # padded row m*q + r holds input row m*q + r - pt, for q in [q0, q1)
-        q0 = max(0, -(-(pt - r) // m))
-        q1 = min(plan.rows, -(-(h + pt - r) // m))
-        if q0 < q1 and c0 < c1:
-            src = x[:, :, m * q0 + r - pt : m * (q1 - 1) + r - pt + 1 : m, c0:c1]
-            out[:, :, r, q0:q1, c0 + pl : c1 + pl] = src
+
+    def fill(a: int, b: int) -> None:
+        out[a:b] = 0
+        for r in range(m):
+            # padded row m*q + r holds input row m*q + r - pt, for q in [q0, q1)
+            q0 = max(0, -(-(pt - r) // m))
+            q1 = min(plan.rows, -(-(h + pt - r) // m))
+            if q0 < q1 and c0 < c1:
+                src = x[a:b, :, m * q0 + r - pt : m * (q1 - 1) + r - pt + 1 : m, c0:c1]
+                out[a:b, :, r, q0:q1, c0 + pl : c1 + pl] = src
+
+    _run_parallel(fill, n, min_per_worker=1)
     return out.reshape(n, c, m, plan.rows * plan.wf)
 
 
@@ -290,10 +296,20 @@ def _scatter_tiles(of: np.ndarray, y: np.ndarray, n0: int, n1: int, t0: int, t1:
 
 
 def _crop(of: np.ndarray, plan: _TilePlan) -> np.ndarray:
-    """The phase-split output ``(N, O, m, th*wf)`` as ``(N, O, H_out, W_out)``."""
+    """The phase-split output ``(N, O, m, th*wf)`` as ``(N, O, H_out, W_out)``: output
+    row ``m*t + i`` is row ``t`` of phase ``i``. Images are copied on conv_lib's threads."""
     n, o = of.shape[:2]
-    rows = of.reshape(n, o, plan.m, plan.th, plan.wf).transpose(0, 1, 3, 2, 4)
-    return np.ascontiguousarray(rows.reshape(n, o, plan.th * plan.m, plan.wf)[:, :, : plan.ho, : plan.wo])
+    m = plan.m
+    out = np.empty((n, o, plan.ho, plan.wo), dtype=of.dtype)
+    phases = of.reshape(n, o, m, plan.th, plan.wf)
+
+    def copy(a: int, b: int) -> None:
+        for i in range(min(m, plan.ho)):
+            rows = len(range(i, plan.ho, m))
+            out[a:b, :, i::m] = phases[a:b, :, i, :rows, : plan.wo]
+
+    _run_parallel(copy, n, min_per_worker=1)
+    return out
 
 
 # ----------------------------------------------------------------------------------
@@ -303,7 +319,10 @@ def weight_transform(w: np.ndarray, groups: int, m: int = TILE) -> np.ndarray:
     """``U = G g G^T`` for every filter: ``w (O, C/g, 3, 3)`` -> ``(n*n, g, O/g, C/g)``."""
     o, cg = w.shape[:2]
     _, gg, _ = _kron(m, w.dtype.char)
-    u = gg @ w.reshape(o * cg, 9).T  # (n*n, O*cg)
+    # a small product: on the calling thread, so that no BLAS worker thread is woken up
+    # (it would keep spinning on a core while conv_lib's threads do the chunks)
+    with _single_threaded_blas():
+        u = gg @ w.reshape(o * cg, 9).T  # (n*n, O*cg)
     return np.ascontiguousarray(u.reshape(-1, groups, o // groups, cg))
 
 
