@@ -146,7 +146,7 @@ def test_kernel_errors(call, error, match):
 # --- the one-page summary's data -------------------------------------------------------------------------
 
 
-def test_seed_arrays_as_in_the_seed():
+def test_summary_arrays_as_in_the_one_page_summary():
     np.testing.assert_array_equal(
         SUMMARY_IMAGE,
         [[1, 2, 3, 0, 0], [4, 5, 6, 0, 0], [7, 8, 9, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]],
@@ -155,7 +155,7 @@ def test_seed_arrays_as_in_the_seed():
     assert SUMMARY_IMAGE.dtype.kind == "i" and SUMMARY_KERNEL.dtype.kind == "i"
 
 
-def test_seed_arrays_are_read_only():
+def test_summary_arrays_are_read_only():
     with pytest.raises(ValueError, match="read-only"):
         SUMMARY_IMAGE[0, 0] = 100
     with pytest.raises(ValueError, match="read-only"):
