@@ -273,7 +273,8 @@ def summary() -> str:
             false_passes += 1
         shown = hints_shown(full)
         misleading += sum(h not in spec["names"] for h in shown)
-        generic_only += not shown
+        named = spec["hint"] is not None and spec["hint"] in "\n".join(full.values())
+        generic_only += not named
     lost = sum(1 for n in CORRECT if any(graded(n)[0].values()))
     return (
         f"{len(MUTANTS)} mutants: {false_passes} false passes, {misleading} misleading hints, "

@@ -342,6 +342,7 @@ def _named_mistake(failures: Sequence[_Failure]) -> Diagnosis | None:
     """
     order: list[str] = []
     hint_of: dict[str, Diagnosis] = {}
+    matched: set[str] = set()  # names whose hint comes from their first matching case
     score: dict[str, int] = {}
     contradicted: set[str] = set()
     for f in failures:
@@ -353,7 +354,9 @@ def _named_mistake(failures: Sequence[_Failure]) -> Diagnosis | None:
             s = f.status(d)
             if s:
                 status[d.name] = True
-                hint_of[d.name] = d
+                if d.name not in matched:
+                    matched.add(d.name)
+                    hint_of[d.name] = d
             elif status.get(d.name) is None:
                 status[d.name] = s
         for n, s in status.items():
