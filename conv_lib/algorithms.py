@@ -1002,7 +1002,10 @@ def grad_input(
     if method != "direct" and stride == (1, 1) and every_row_read:
         return _grad_input_flat(g, w, x_hw, pads, dilation, groups)
     xp_shape = (g.shape[0], w.shape[1] * groups, hp, wp)
-    gxp = grad_input_nchw(g, w, xp_shape, stride, dilation, groups, method)
+    # BLAS on the calling thread: a woken OpenBLAS worker keeps spinning for a while
+    # after the call and would take a core from the chunks that conv_lib's threads run next
+    with _single_threaded_blas():
+        gxp = grad_input_nchw(g, w, xp_shape, stride, dilation, groups, method)
     return np.ascontiguousarray(gxp[:, :, pt : pt + x_hw[0], pl : pl + x_hw[1]])
 
 
