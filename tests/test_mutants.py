@@ -284,3 +284,66 @@ def summary() -> str:
 
 if __name__ == "__main__":
     print(summary())
+
+
+# ---------------------------------------------------------------------------------------
+# The student's path
+# ---------------------------------------------------------------------------------------
+
+
+def _released(assignment: str) -> dict:
+    path = ROOT / "exercises" / assignment / f"{notebook_name(assignment)}.ipynb"
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("assignment", sorted(ASSIGNMENT.values()))
+def test_each_notebook_says_how_to_get_check_and_hand_in(assignment: str) -> None:
+    intro = "".join(_released(assignment)["cells"][0]["source"])
+    for words in (
+        "*Get it*",
+        'pip install "conv-lib[student] @ git+',
+        f"python -m course check {notebook_name(assignment)}.ipynb",
+        "*Hand it in*",
+        f"nbgrader submit {assignment}",
+        "score comes with the grading, not before",
+    ):
+        assert words in intro, words
+    text = "\n".join(
+        "".join(c["source"]) for c in _released(assignment)["cells"] if c["cell_type"] == "markdown"
+    )
+    assert text.count("*Conventions.*") >= 2
+
+
+def test_assignment3_gives_no_forward_pass() -> None:
+    """Assignment 2's answer (a conv2d forward) is not handed out in assignment 3."""
+    for cell in _released(ASSIGNMENT["03"])["cells"]:
+        if cell["cell_type"] == "code" and not _meta(cell).get("solution"):
+            assert "def conv2d" not in "".join(cell["source"])
+
+
+def test_course_check_names_tests_as_the_student_sees_them(tmp_path: Path) -> None:
+    a = ASSIGNMENT["01"]
+    nb = copy.deepcopy(_released(a))
+    code = answers(a, MUTANTS["convolve_not_flipped"])
+    for cell in nb["cells"]:
+        if _meta(cell).get("solution") and cell["cell_type"] == "code":
+            cell["source"] = code[_meta(cell)["grade_id"]]
+    path = tmp_path / f"{notebook_name(a)}.ipynb"
+    path.write_text(json.dumps(nb), encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-m", "course", "check", path.name],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "FAIL  Part 4: convolution, and why the flip matters" in out
+    assert 'check_convolve2d(convolve2d, modes=("valid",))' in out
+    assert "PASS  Part 1: zero padding" in out
+    assert "Likely bug (kernel not flipped): you computed cross-correlation" in out
+    assert "5/8 visible tests passed. This is not your score" in out
+    assert "points." not in out and "/20" not in out  # no score before grading
+    for internal in ("test_convolve2d_valid", "np.float64(", "WARNING", "without encryption"):
+        assert internal not in out, internal
