@@ -33,7 +33,6 @@ import ast
 import builtins
 import contextlib
 import copy
-import html
 import io
 import json
 import os
@@ -343,14 +342,16 @@ def graded_notebook(rec: Reconstructed, process: Any, outcomes: dict[int, Outcom
         cell["outputs"] = outputs
     notes = list(rec.notes) + (list(dict.fromkeys(process.events)) if process is not None else [])
     if notes:
-        lines = "\n".join(f"- {html.escape(n, quote=False)}" for n in notes)
+        # Notes quote text of the submission (an error message, a value): plain text, never
+        # markdown, so that no link, image or HTML of the student's is rendered.
+        lines = "\n".join(f"- {n}" for n in notes)
         nb["cells"].insert(
             0,
             {
                 "cell_type": "markdown",
                 "metadata": {},
                 "id": "grading-notes",
-                "source": f"**Notes from the autograder**\n\n{lines}",
+                "source": f"**Notes from the autograder**\n\n{plain_text_markdown(lines)}",
             },
         )
     return nb

@@ -722,6 +722,34 @@ CASES: dict[str, dict] = {
         "reason": ["[my notes](javascript:alert(document.cookie))"],
         "absent": ['<a href="javascript:', "<script>alert(3)"],
     },
+    # markdown in text the grader writes into its notes (a decoding error quoting a forged
+    # value) or in a file name: the notes are plain text, no link of the student's is rendered
+    "markdown_link_in_a_forged_value_type": {
+        "a": "01",
+        "prepend": {"output_size": FORGE_SETUP},
+        "edits": {
+            "output_size": [
+                (
+                    "    return (n + 2",
+                    "    def forge(header, buffers):\n"
+                    "        header['ok'] = {'t': 'int', 'v': '[x](javascript:alert(document.cookie))'}\n"
+                    "        return header, []\n"
+                    "    if _asked_by_grader():\n        _FORGE.append(forge)\n    return (n + 2",
+                )
+            ]
+        },
+        "fails": ["test_output_size"],
+        "reason": ["(invalid literal for int() with base 10: '[x](javascript:alert(document.cookie))')"],
+        "absent": ['href="javascript:'],
+    },
+    "markdown_link_in_the_file_name": {
+        "a": "01",
+        "rename": "x`[x](javascript:alert(document.cookie))`.ipynb",
+        "edits": NOT_FLIPPED,
+        "fails": FLIP_FAILS,
+        "reason": ["you computed cross-correlation"],  # collect keeps it under the expected name
+        "absent": ['href="javascript:'],
+    },
     # ============ randomness: the same grade on every regrade ============
     "random_answers": {
         "a": "01",
