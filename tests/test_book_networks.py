@@ -173,7 +173,7 @@ def _block(sweep, value):
 
 def test_every_sweep_setting_was_trained_and_its_cost_is_right(site_dir):
     rows = _sweep_rows(site_dir)
-    expected = {("kernel size", k) for k in (1, 3, 5, 7)} | {("stride", s) for s in (1, 2, 3)}
+    expected = {("kernel size", k) for k in (1, 3, 7)} | {("stride", s) for s in (1, 2, 3)}
     expected |= {("padding", 0), ("padding", 1)} | {("filters", f) for f in (2, 4, 8, 16)}
     assert set(rows) == expected
     for (sweep, value), row in rows.items():
