@@ -938,9 +938,11 @@ ATTACK_CLASSES: dict[str, list[str]] = {
         "renamed_notebook",
         "invalid_json",
     ],
-    "markup in the hand-graded answer": [
+    "markup in the hand-graded answer or in the grader's notes": [
         "a4_script_and_img_onerror_in_markdown",
         "a4_javascript_link_in_markdown",
+        "markdown_link_in_a_forged_value_type",
+        "markdown_link_in_the_file_name",
     ],
     "random answers": ["random_answers", "random_answers_unseeded_default_rng"],
 }
