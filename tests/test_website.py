@@ -551,8 +551,10 @@ def test_chapters_have_launch_buttons(reports):
 # --- the pages of part two (issue 11): every one fits a phone, code fits a desktop -----------
 
 PART_TWO_PAGES = [
-    "intro", "chapters/summary", "chapters/step_by_step", "chapters/applications",
+    "intro", "chapters/summary", "chapters/notation", "chapters/theory", "chapters/step_by_step",
+    "chapters/advantages", "chapters/disadvantages", "chapters/applications",
     "chapters/applications_detection", "chapters/applications_faces", "chapters/applications_medical",
+    "chapters/backpropagation",
 ]
 
 
