@@ -107,7 +107,7 @@ def test_compare_arrays_names_case_index_expected_and_got() -> None:
     [
         ((0, 4), "`a[p:-p]` is `a[0:0]`"),
         ((4, 3), "H and W swapped"),
-        ((2, 4), "off-by-one window count"),
+        ((2, 3), "off-by-one window count"),
         ((3, 4, 1), "Your result has 3 axes; expected 2"),
     ],
 )

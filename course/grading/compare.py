@@ -377,8 +377,13 @@ def _raise(failures: Sequence[_Failure]) -> None:
     mistake = _named_mistake(failures)
     if mistake is not None:
         lines.append(f"  Likely bug ({mistake.name}): {mistake.hint}")
+    elif first.shape_mismatch and _shape_hints(failures):
+        lines += _shape_hints(failures)
     elif first.shape_mismatch:
-        lines += _shape_hints(tuple(first.got.shape), first.expected_shape)
+        lines.append(
+            "  No common bug recognised: work out the expected shape of this small case by hand "
+            "and compare it with your loop bounds and padding."
+        )
     else:
         lines.append(
             "  No common bug recognised: compare your indices and loop bounds with the "
@@ -413,37 +418,53 @@ def compare_arrays(
         _raise([failure])
 
 
-def _shape_hints(got: tuple[int, ...], expected: tuple[int, ...]) -> list[str]:
-    hints: list[str] = []
+def _shape_kind(got: tuple[int, ...], expected: tuple[int, ...]) -> str | None:
+    """What a wrong shape says by itself: "empty", "axes", "batch", "swapped", "one fewer" or None."""
     if math.prod(got) == 0 and math.prod(expected) > 0:
-        hints.append(
-            "  Likely bug (empty slice): your result is empty. With padding 0, a slice like "
-            "`a[p:-p]` is `a[0:0]` (because -0 == 0), which is empty; write `a[p:a.shape[0] - p]` "
-            "or `a[p:p + n]` instead."
-        )
-    elif len(got) != len(expected):
-        hints.append(f"  Your result has {len(got)} axes; expected {len(expected)}.")
-    elif len(got) >= 3 and got[1:] == expected[1:] and got[0] != expected[0]:
-        hints.append(
-            f"  Likely bug (batch axis): your result has {got[0]} entries along axis 0 (the batch); "
-            f"expected {expected[0]}. Compute every sample x[b] of the batch, keeping axis 0."
-        )
-    elif (
-        len(got) >= 2 and got[:-2] == expected[:-2] and got[-2:] == expected[-2:][::-1] and got[-2] != got[-1]
+        return "empty"
+    if len(got) != len(expected):
+        return "axes"
+    if len(got) >= 3 and got[1:] == expected[1:] and got[0] != expected[0]:
+        return "batch"
+    if len(got) >= 2 and got[:-2] == expected[:-2] and got[-2:] == expected[-2:][::-1] and got[-2] != got[-1]:
+        return "swapped"
+    if (
+        len(got) >= 2
+        and got[:-2] == expected[:-2]
+        and all(g == e - 1 for g, e in zip(got[-2:], expected[-2:], strict=True))
     ):
-        hints.append(
-            "  Likely bug (H and W swapped): your height and width are exchanged. Rows (H) "
-            "come first, columns (W) second, for the image, the kernel, stride and padding."
+        return "one fewer"
+    return None
+
+
+_SHAPE_HINTS = {
+    "empty": "  Likely bug (empty slice): your result is empty. With padding 0, a slice like "
+    "`a[p:-p]` is `a[0:0]` (because -0 == 0), which is empty; write `a[p:a.shape[0] - p]` "
+    "or `a[p:p + n]` instead.",
+    "batch": "  Likely bug (batch axis): your result has {got0} entries along axis 0 (the batch); "
+    "expected {exp0}. Compute every sample x[b] of the batch, keeping axis 0.",
+    "swapped": "  Likely bug (H and W swapped): your height and width are exchanged. Rows (H) "
+    "come first, columns (W) second, for the image, the kernel, stride and padding.",
+    "one fewer": "  Likely bug (off-by-one window count): one window too few along each axis. A window "
+    "of size k fits n - k + 1 times along an axis of size n (loop over range(n - k + 1), not "
+    "range(n - k)); with stride s the count is (n - k) // s + 1.",
+    "axes": "  Your result has {ngot} axes; expected {nexp}.",
+}
+
+
+def _shape_hints(failures: Sequence[_Failure]) -> list[str]:
+    """The hint a wrong shape gives, if every wrong-shaped case tells the same story."""
+    wrong = [f for f in failures if f.shape_mismatch]
+    kinds = {_shape_kind(tuple(f.got.shape), f.expected_shape) for f in wrong}
+    if len(kinds) != 1 or None in kinds:
+        return []
+    first = wrong[0]
+    got, exp = tuple(first.got.shape), first.expected_shape
+    return [
+        _SHAPE_HINTS[kinds.pop()].format(
+            got0=got[0] if got else 0, exp0=exp[0] if exp else 0, ngot=len(got), nexp=len(exp)
         )
-    elif got[:-2] == expected[:-2] and all(
-        abs(g - e) <= 1 for g, e in zip(got[-2:], expected[-2:], strict=True)
-    ):
-        hints.append(
-            "  Likely bug (off-by-one window count): a window of size k fits n - k + 1 times "
-            "along an axis of size n (loop over range(n - k + 1), not range(n - k)); with "
-            "stride s the count is (n - k) // s + 1."
-        )
-    return hints
+    ]
 
 
 def passed(what: str, n: int, hidden: bool) -> None:

@@ -101,6 +101,18 @@ MUTANTS: dict[str, dict] = {
         "hint": "you returned the 'full' result for mode='same'",
         "names": ["'full' instead of 'same'"],
     },
+    "correlate_full_pads_half_the_kernel": {
+        "a": "01",
+        "bullet": "mode hints matching by coincidence: 'same' instead of 'full' on an odd kernel only",
+        "edits": {
+            "correlate2d": [
+                ("image = zero_pad(image, (kh - 1, kw - 1))", "image = zero_pad(image, (kh // 2, kw // 2))")
+            ]
+        },
+        "fails": CORR_CONV[1:2] + CORR_CONV[3:],
+        "hint": None,
+        "names": [],
+    },
     "convolve_not_flipped": {
         "a": "01",
         "bullet": "a missing flip gives one hint, not two",
