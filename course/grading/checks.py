@@ -623,7 +623,7 @@ def check_softmax_cross_entropy(softmax_cross_entropy: Callable[..., Any], hidde
         try:
             loss = float(loss)
         except (TypeError, ValueError) as err:
-            raise GradingError(f"the loss should be a number, got {loss!r} ({label}).") from err
+            raise GradingError(f"the loss should be a number, got {format_value(loss)} ({label}).") from err
         if not math.isfinite(loss) or not np.isfinite(np.asarray(dlogits, dtype=float)).all():
             row_max = logits.max(axis=1)
             if row_max.max() - row_max.min() > 500 and np.isfinite(logits - logits.max()).all():
@@ -669,7 +669,9 @@ def check_param_counts(
                 if got in (co * k * k + co, ci * k * k + co)
                 else "count weights c_out * c_in * k * k plus c_out biases."
             )
-            raise GradingError(f"conv_params({ci}, {co}, {k}): expected {exp}, got {got!r}.\n  Hint: {hint}")
+            raise GradingError(
+                f"conv_params({ci}, {co}, {k}): expected {exp}, got {format_value(got)}.\n  Hint: {hint}"
+            )
     for ni, no in dense_specs:
         exp = cl.dense_param_count(ni, no)
         got = Case(f"n_in={ni}, n_out={no}", {"n_in": ni, "n_out": no}, ("n_in", "n_out")).call(
@@ -677,7 +679,9 @@ def check_param_counts(
         )
         if got != exp:
             hint = "the bias adds one parameter per output." if got == exp - no else "n_in * n_out + n_out."
-            raise GradingError(f"dense_params({ni}, {no}): expected {exp}, got {got!r}.\n  Hint: {hint}")
+            raise GradingError(
+                f"dense_params({ni}, {no}): expected {exp}, got {format_value(got)}.\n  Hint: {hint}"
+            )
     passed("conv_params and dense_params", len(conv_specs) + len(dense_specs), hidden)
 
 

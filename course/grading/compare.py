@@ -191,10 +191,13 @@ def tolerances(expected: np.ndarray) -> tuple[float, float]:
 
 def format_value(value: Any) -> str:
     """A value as a student reads it: ``44.0`` (not ``np.float64(44.0)``), ``True``, arrays by shape."""
+    digits = 12
     if isinstance(value, np.generic):
+        if isinstance(value, np.floating) and value.itemsize < 8:
+            digits = 8  # float32 / float16: what the value really holds
         value = value.item()
     if isinstance(value, float):
-        return repr(value) if not math.isfinite(value) else repr(float(f"{value:.12g}"))
+        return repr(value) if not math.isfinite(value) else repr(float(f"{value:.{digits}g}"))
     if isinstance(value, (bool, int, complex)):
         return repr(value)
     return _short(value)
