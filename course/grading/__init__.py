@@ -5,7 +5,9 @@ conv_lib (the students' library) knows nothing of it. Modules, by job:
 
 ``compare``
     :class:`GradingError`, :class:`Case` (one call of a student's function),
-    :class:`Diagnosis` (a known mistake), :func:`compare_arrays`.
+    :class:`Diagnosis` (a known mistake, named only when no failing case contradicts it),
+    :class:`DtypeRule` (the dtype a result must keep), :func:`compare_arrays`,
+    :func:`format_value` (numbers as a student reads them).
 ``context``
     :func:`grading_context` (one submission, the instructor secret, a per-submission
     cache) and :func:`hidden_rng` (the secret generator of hidden cases).
@@ -16,7 +18,9 @@ conv_lib (the students' library) knows nothing of it. Modules, by job:
 ``checks``
     ``check_*``: compare with conv_lib and explain (assignments 1 to 4).
 ``accuracy``
-    Assignment 4's accuracy, judged by the grader on test digits with secret labels.
+    Assignment 4's network: its gradients (``check_loss_and_grads``, against numeric
+    derivatives of the student's own loss) and its accuracy, judged by the grader on test
+    digits with secret labels.
 
 A test cell reads, for example::
 
@@ -57,7 +61,7 @@ from course.grading.checks import (
     check_window_value,
     check_zero_pad,
 )
-from course.grading.compare import Case, Diagnosis, GradingError, compare_arrays
+from course.grading.compare import Case, Diagnosis, DtypeRule, GradingError, compare_arrays, format_value
 from course.grading.context import GradingContext, current_context, grading_context, hidden_rng
 from course.grading.diagnoses import diagnose_conv_bug
 
@@ -65,6 +69,7 @@ __all__ = [
     "KERNEL_CANDIDATES",
     "Case",
     "Diagnosis",
+    "DtypeRule",
     "GradingContext",
     "GradingError",
     "check_accuracy",
@@ -92,6 +97,7 @@ __all__ = [
     "compare_arrays",
     "current_context",
     "diagnose_conv_bug",
+    "format_value",
     "digits_split",
     "grading_context",
     "hidden_rng",
