@@ -74,7 +74,8 @@ def test_no_page_speaks_of_the_seed(site_dir):
     pages = [p for p in (site_dir / "chapters").glob("*.html")] + [site_dir / "intro.html"]
     for path in pages:
         text = _text(path.read_text(encoding="utf-8")).lower()
-        seed_words = r"\bthe seed\b|\bseed (image|kernel|example|claim|application|row)"
+        # the one-page summary called "the seed"; random seeds are fine
+        seed_words = r"\bseed('s|’s| (image|kernel|example|claim|application|row|text|table|formula|page))\b"
         assert not re.search(seed_words, text), path.name
 
 
