@@ -50,7 +50,7 @@ ASSIGNMENT: dict[str, str] = CORPUS["ASSIGNMENT"]
 #: The grading context's secret in the direct runs (the pipeline makes its own).
 TEST_SECRET = bytes(range(100, 132))
 HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS\n?", re.DOTALL)
-LIKELY = re.compile(r"Likely bug \(([^)]*(?:\([^)]*\))?[^)]*)\)")
+LIKELY = re.compile(r"Likely bug \(((?:[^()]|\([^()]*\))*)\)")
 
 
 @functools.cache

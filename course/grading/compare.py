@@ -247,9 +247,26 @@ class _DtypeError(GradingError):
     """Right values of the wrong dtype: reported only if no case has wrong values."""
 
 
+def _numeric_leaves(value: Any, budget: list[int]) -> bool:
+    """True if a nested list/tuple holds only numbers and numeric arrays (at most
+    ``budget[0]`` items in all): no strings or bytes, which ``np.asarray`` would pad to the
+    longest one, whatever their count (a small answer, a huge array)."""
+    if isinstance(value, (list, tuple)):
+        budget[0] -= len(value)
+        return budget[0] >= 0 and all(_numeric_leaves(v, budget) for v in value)
+    if isinstance(value, np.ndarray):
+        budget[0] -= value.size
+        return budget[0] >= 0 and (np.issubdtype(value.dtype, np.number) or value.dtype == bool)
+    return isinstance(value, (bool, int, float, complex, np.number, np.bool_))
+
+
 def _as_array(got: Any, name: str, where: str) -> np.ndarray:
     if got is None:
         raise GradingError(f"{name}{where}: got None. Did you forget `return`?")
+    if isinstance(got, (list, tuple)) and not _numeric_leaves(got, [10**7]):
+        raise GradingError(
+            f"{name}{where}: expected a numeric array, got a {type(got).__name__} holding something else."
+        )
     try:
         got_arr = np.asarray(got)
     except Exception as err:  # noqa: BLE001
@@ -302,8 +319,13 @@ def _check_one(
     if got_arr.shape != expected.shape:
         lines = [f"{name}{where}: wrong shape: expected {expected.shape}, got {got_arr.shape}."]
         return _Failure(lines, got_arr, list(diagnoses), rtol, atol, True, expected.shape)
-    if expected.dtype == bool or got_arr.dtype == bool:
-        mismatch = got_arr.astype(bool) != expected.astype(bool)
+    if expected.dtype == bool:  # a mask: True/False, or exactly 1/0
+        mismatch = got_arr != expected
+    elif got_arr.dtype == bool:  # booleans are no answer to a question about numbers
+        raise GradingError(
+            f"{name}{where}: expected numbers ({expected.dtype}), got a boolean array: "
+            "did you return a comparison (==, <, >) instead of the values?"
+        )
     else:
         with np.errstate(invalid="ignore", over="ignore"):
             close = np.isclose(got_arr.astype(np.float64), expected.astype(np.float64), rtol=rtol, atol=atol)

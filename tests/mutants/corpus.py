@@ -468,6 +468,303 @@ MUTANTS: dict[str, dict] = {
     },
 }
 
+# ================= known mistakes keep their hint =================
+MUTANTS.update(
+    {
+        "zero_pad_one_side": {
+            "a": "01",
+            "bullet": "known mistakes keep their hint",
+            "edits": {"zero_pad": [("(h + 2 * ph, w + 2 * pw)", "(h + ph, w + pw)")]},
+            "fails": ["test_zero_pad", "test_correlate2d_same_full", "test_convolve2d_same_full"],
+            "hint": "pad both sides",
+            "names": ["one side only"],
+        },
+        "zero_pad_pair_swapped": {
+            "a": "01",
+            "bullet": "known mistakes keep their hint",
+            "edits": {
+                "zero_pad": [
+                    (
+                        "ph, pw = (padding, padding) if np.isscalar(padding) else padding",
+                        "pw, ph = (padding, padding) if np.isscalar(padding) else padding",
+                    )
+                ]
+            },
+            "fails": ["test_zero_pad", "test_correlate2d_same_full", "test_convolve2d_same_full"],
+            "hint": "you used them the other way round",
+            "names": ["(pH, pW) swapped"],
+        },
+        "window_value_flips_kernel": {
+            "a": "01",
+            "bullet": "known mistakes keep their hint",
+            "edits": {
+                "window_value": [
+                    ("return (window * kernel).sum()", "return (window * kernel[::-1, ::-1]).sum()")
+                ]
+            },
+            "fails": [
+                "test_window_value",
+                "test_correlate2d_valid",
+                "test_correlate2d_same_full",
+                "test_convolve2d_valid",
+                "test_convolve2d_same_full",
+            ],
+            "hint": "do not flip it here",
+            "names": ["kernel flipped", "kernel not flipped"],
+        },
+        "window_value_i_j_swapped": {
+            "a": "01",
+            "bullet": "known mistakes keep their hint",
+            "edits": {
+                "window_value": [
+                    (
+                        "window = np.asarray(image)[i:i + kh, j:j + kw]",
+                        "window = np.asarray(image)[j:j + kh, i:i + kw]",
+                    )
+                ]
+            },
+            "fails": [
+                "test_window_value",
+                "test_correlate2d_valid",
+                "test_correlate2d_same_full",
+                "test_convolve2d_valid",
+                "test_convolve2d_same_full",
+                "test_same_under_flip",
+            ],
+            "hint": "i is the row (first axis)",
+            "names": ["i and j swapped"],
+        },
+        "correlate_flips_kernel": {
+            "a": "01",
+            "bullet": "known mistakes keep their hint",
+            "edits": {
+                "correlate2d": [
+                    (
+                        "out[i, j] = window_value(image, kernel, i, j)",
+                        "out[i, j] = window_value(image, kernel[::-1, ::-1], i, j)",
+                    )
+                ]
+            },
+            "fails": [
+                "test_correlate2d_valid",
+                "test_correlate2d_same_full",
+                "test_convolve2d_valid",
+                "test_convolve2d_same_full",
+            ],
+            "hint": "you flipped the kernel: that is convolution",
+            "names": ["kernel flipped", "kernel not flipped"],
+        },
+        "correlate_same_centred_other_way": {
+            "a": "01",
+            "bullet": "known mistakes keep their hint",
+            "edits": {
+                "correlate2d": [
+                    (
+                        "return full[kh // 2:kh // 2 + h, kw // 2:kw // 2 + w]",
+                        "return full[(kh - 1) // 2:(kh - 1) // 2 + h, (kw - 1) // 2:(kw - 1) // 2 + w]",
+                    )
+                ]
+            },
+            "fails": ["test_correlate2d_same_full"],
+            "hint": "centred the other way",
+            "names": ["'same' centred the other way"],
+        },
+        "convolve_transposes_kernel": {
+            "a": "01",
+            "bullet": "known mistakes keep their hint",
+            "edits": {"convolve2d": [("kernel[::-1, ::-1]", "kernel.T")]},
+            "fails": ["test_convolve2d_valid", "test_convolve2d_same_full", "test_same_under_flip"],
+            "hint": "K.T swaps rows and columns",
+            "names": ["transposed instead of flipped"],
+        },
+        "output_size_padding_once": {
+            "a": "01",
+            "bullet": "known mistakes keep their hint",
+            "edits": {"output_size": [("n + 2 * padding", "n + padding")]},
+            "fails": ["test_output_size"],
+            "hint": "padding counted once",
+            "names": [],
+        },
+        "conv2d_no_bias": {
+            "a": "02",
+            "bullet": "known mistakes keep their hint",
+            "edits": {"conv2d": [("out += np.asarray(bias, dtype=out.dtype).reshape(1, -1, 1, 1)", "pass")]},
+            "fails": ["test_conv2d_channels"],
+            "hint": "add bias[c_out]",
+            "names": ["bias ignored"],
+        },
+        "conv2d_stride_swapped": {
+            "a": "02",
+            "bullet": "known mistakes keep their hint",
+            "edits": {
+                "conv2d": [
+                    (
+                        "(sh, sw), (ph, pw), (dh, dw) = pair(stride)",
+                        "(sw, sh), (ph, pw), (dh, dw) = pair(stride)",
+                    )
+                ]
+            },
+            "fails": ["test_conv2d_stride_padding"],
+            "hint": "sH along H (rows)",
+            "names": ["stride (sH, sW) swapped"],
+        },
+        "conv2d_padding_ignored": {
+            "a": "02",
+            "bullet": "known mistakes keep their hint",
+            "edits": {
+                "conv2d": [
+                    ("h + 2 * ph", "h"),
+                    ("w + 2 * pw", "w"),
+                    ("xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))", "xp = x"),
+                ]
+            },
+            "fails": ["test_conv2d_stride_padding", "test_conv2d_dilation"],
+            "hint": "pad the input with zeros",
+            "names": ["padding ignored"],
+        },
+        "conv2d_flips_kernel": {
+            "a": "02",
+            "bullet": "known mistakes keep their hint",
+            "edits": {"conv2d": [("weight[:, :, m, q]", "weight[:, :, kh - 1 - m, kw - 1 - q]")]},
+            "fails": [
+                "test_conv2d_basic",
+                "test_conv2d_channels",
+                "test_conv2d_stride_padding",
+                "test_conv2d_dilation",
+            ],
+            "hint": "is cross-correlation: do not flip",
+            "names": ["kernel flipped"],
+        },
+        "avg_pool_sums": {
+            "a": "02",
+            "bullet": "known mistakes keep their hint",
+            "edits": {"pooling": [("return np.mean(np.stack(", "return np.sum(np.stack(")]},
+            "fails": ["test_avg_pool2d"],
+            "hint": "divides each window's sum by kH * kW",
+            "names": ["sum instead of mean"],
+        },
+        "db_mean": {
+            "a": "03",
+            "bullet": "known mistakes keep their hint",
+            "edits": {
+                "conv2d_backward": [
+                    ("grad_bias = grad_out.sum(axis=(0, 2, 3))", "grad_bias = grad_out.mean(axis=(0, 2, 3))")
+                ]
+            },
+            "fails": ["test_conv2d_backward_bias"],
+            "hint": "sum, not mean",
+            "names": ["mean instead of sum"],
+        },
+        "dw_flipped": {
+            "a": "03",
+            "bullet": "known mistakes keep their hint",
+            "edits": {
+                "conv2d_backward": [
+                    (
+                        "return grad_xp[:, :, ph:ph + h, pw:pw + w], grad_weight, grad_bias",
+                        "return grad_xp[:, :, ph:ph + h, pw:pw + w], grad_weight[..., ::-1, ::-1], grad_bias",
+                    )
+                ]
+            },
+            "fails": ["test_conv2d_backward_weight", "test_conv2d_backward_strided"],
+            "hint": "it is not flipped",
+            "names": ["weight gradient flipped"],
+        },
+        "dx_kernel_not_flipped": {
+            "a": "03",
+            "bullet": "known mistakes keep their hint",
+            "edits": {
+                "conv2d_backward": [
+                    (
+                        'np.einsum("bohw,oc->bchw", grad_out, weight[:, :, m, q])',
+                        'np.einsum("bohw,oc->bchw", grad_out, weight[:, :, kh - 1 - m, kw - 1 - q])',
+                    )
+                ]
+            },
+            "fails": ["test_conv2d_backward_input", "test_conv2d_backward_strided"],
+            "hint": "kernel not flipped in dx",
+            "names": ["kernel not flipped in dx"],
+        },
+        "numeric_gradient_forward_difference": {
+            "a": "03",
+            "bullet": "known mistakes keep their hint",
+            "edits": {
+                "numeric_gradient": [
+                    (
+                        "        x[k] = old - eps\n        f_minus = f(x)\n",
+                        "        x[k] = old\n        f_minus = f(x)\n",
+                    ),
+                    ("grad[k] = (f_plus - f_minus) / (2 * eps)", "grad[k] = (f_plus - f_minus) / eps"),
+                ]
+            },
+            "fails": ["test_numeric_gradient", "test_gradient_error"],
+            "hint": "use the central difference",
+            "names": ["one-sided difference"],
+        },
+        "gradient_error_max_denominator": {
+            "a": "03",
+            "bullet": "known mistakes keep their hint",
+            "edits": {
+                "numeric_gradient": [
+                    (
+                        "np.maximum(np.abs(a) + np.abs(numeric), 1e-12)",
+                        "np.maximum(np.maximum(np.abs(a), np.abs(numeric)), 1e-12)",
+                    )
+                ]
+            },
+            "fails": ["test_gradient_error"],
+            "hint": "divide by |a| + |n|",
+            "names": [],
+        },
+        "avg_backward_not_divided": {
+            "a": "03",
+            "bullet": "known mistakes keep their hint",
+            "edits": {
+                "pool_backward": [
+                    ("grad_out[:, :, i:i + 1, j:j + 1] / (kh * kw)", "grad_out[:, :, i:i + 1, j:j + 1]")
+                ]
+            },
+            "fails": ["test_avg_pool2d_backward"],
+            "hint": "grad / (kH * kW)",
+            "names": ["not divided by the window size"],
+        },
+        "edges_gx_only": {
+            "a": "04",
+            "bullet": "known mistakes keep their hint",
+            "edits": {"edges": [("return np.sqrt(g[0] ** 2 + g[1] ** 2)", "return np.abs(g[0])")]},
+            "fails": ["test_edge_magnitude", "test_detect_edges"],
+            "hint": "combine both directions",
+            "names": ["one direction only"],
+        },
+        "edges_no_sqrt": {
+            "a": "04",
+            "bullet": "known mistakes keep their hint",
+            "edits": {"edges": [("return np.sqrt(g[0] ** 2 + g[1] ** 2)", "return g[0] ** 2 + g[1] ** 2")]},
+            "fails": ["test_edge_magnitude", "test_detect_edges"],
+            "hint": "the square root of gx**2 + gy**2",
+            "names": ["no square root"],
+        },
+        "softmax_gradient_not_divided": {
+            "a": "04",
+            "bullet": "known mistakes keep their hint",
+            "edits": {"softmax": [("return float(loss), grad / n", "return float(loss), grad")]},
+            "fails": ["test_softmax", "test_loss_and_grads", "test_accuracy_085", "test_accuracy_093"],
+            "hint": "divide the gradient by N",
+            "names": ["not divided by the batch size"],
+        },
+        "params_no_bias": {
+            "a": "04",
+            "bullet": "known mistakes keep their hint",
+            "edits": {
+                "param_counts": [("return c_out * c_in * k * k + c_out", "return c_out * c_in * k * k")]
+            },
+            "fails": ["test_param_counts"],
+            "hint": "the bias adds one parameter per output channel",
+            "names": [],
+        },
+    }
+)
+
 #: Unusual but correct implementations: each gets full marks.
 CORRECT: dict[str, dict] = {
     "a1_vectorised_and_fft": {
