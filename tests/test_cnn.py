@@ -138,6 +138,30 @@ def test_training_on_mnist_reduces_loss_and_beats_chance():
     assert model.params["W1"].dtype == np.float32
 
 
+def test_train_can_limit_blas_threads():
+    from threadpoolctl import threadpool_info
+
+    class Recording(ConvNet):
+        seen: list[int] = []
+
+        def loss(self, X, y=None):
+            blas = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+            self.seen.extend(blas)
+            return super().loss(X, y)
+
+    X, y = load_mnist()
+    X, y = X[:64], y[:64]
+    limited = Recording(blocks=(ConvBlock(2),), seed=0)
+    cl.train(limited, X, y, epochs=1, batch_size=32, blas_threads=1, track_train=False)
+    assert limited.seen and set(limited.seen) == {1}
+    free = ConvNet(blocks=(ConvBlock(2),), seed=0)
+    cl.train(free, X, y, epochs=1, batch_size=32, track_train=False)
+    for name in free.params:  # same training, whatever the number of threads
+        np.testing.assert_allclose(limited.params[name], free.params[name], rtol=1e-6, atol=1e-9)
+    with pytest.raises(ValueError, match="blas_threads"):
+        cl.train(free, X, y, blas_threads=0)
+
+
 def test_convblock_and_convnet_validation():
     with pytest.raises(ValueError, match="padding"):
         ConvNet(blocks=(ConvBlock(4, 4),))  # "same" needs an odd kernel
