@@ -26,6 +26,9 @@ from typing import Any
 
 Finish = Callable[[int, "dict | None", str], None]
 
+#: Address space of a local grading worker (the grader's code, NumPy, one submission's answers).
+WORKER_MEMORY_BYTES = 4 * 2**30
+
 
 def default_jobs() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -41,6 +44,12 @@ def _die_with_parent() -> None:
     if os.getppid() == 1:  # the grader died before the line above
         os._exit(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the grader's to handle
+    # A worker decodes and judges one student's answers: cap its memory, so that an answer
+    # built to blow up in the checks raises MemoryError in that submission's test instead of
+    # waking the kernel's OOM killer (which may pick any process of the machine).
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (WORKER_MEMORY_BYTES, WORKER_MEMORY_BYTES))
 
 
 def _outcome(fut: Any) -> tuple[dict | None, str]:

@@ -271,6 +271,13 @@ def student_cells(rec: Reconstructed) -> list[dict]:
     return cells
 
 
+def answers_fingerprint(rec: Reconstructed) -> str:
+    """sha256 of the submission's answer sources (what the hidden cases are also seeded by)."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(rec.answers, sort_keys=True).encode("utf-8", "replace")).hexdigest()
+
+
 def run_tests(
     spec: Spec, rec: Reconstructed, process: Any, secret: bytes, student: str, cell_timeout: float
 ) -> dict[int, Outcome]:
@@ -279,7 +286,7 @@ def run_tests(
     from course.student_process import NoAnswer, Proxy
 
     outcomes: dict[int, Outcome] = {}
-    with grading_context(secret, student, spec.assignment):
+    with grading_context(secret, student, spec.assignment, submission=answers_fingerprint(rec)):
         for i, cell in enumerate(rec.nb["cells"]):
             m = _nbmeta(cell)
             if cell["cell_type"] != "code" or not m.get("grade") or m.get("solution"):

@@ -15,6 +15,7 @@ instructor's test cells run here, outside the sandbox, unchanged.
 from __future__ import annotations
 
 import builtins
+import glob
 import importlib.util
 import itertools
 import secrets
@@ -88,6 +89,10 @@ def sandbox_mounts(packages: Sequence[str]) -> tuple[list[Path], list[tuple[str,
     base = Path(sys.base_prefix).resolve()
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     mounts: list[tuple[str, str, str]] = [("tmpfs", "", str(base / "lib" / version / "site-packages"))]
+    # /usr is bound whole (the loader, libc): hide the system Pythons' packages in it, which a
+    # grading host may have (Debian's python3-scipy would be a reference).
+    for pattern in ("/usr/lib/python3*/*-packages", "/usr/local/lib/python3*/*-packages"):
+        mounts += [("tmpfs", "", d) for d in sorted(glob.glob(pattern)) if Path(d).is_dir()]
     for pkg in (*packages, "coursekit"):
         spec = importlib.util.find_spec(pkg)
         if spec is None or spec.origin is None:
@@ -285,6 +290,8 @@ class StudentProcess:
         if op == "call":
             header["args"] = wire.encode([list(args), dict(kwargs or {})], buffers, ref)
         deadline = deadline or time.monotonic() + self.budget.call_seconds
+        # the test's functions are called with arrays like the call's own, not larger ones
+        callback_bytes = 4 * sum(len(b) for b in buffers) + 4096
         seconds = max(deadline - time.monotonic(), 0)
         n_callbacks = 0
         try:
@@ -299,7 +306,14 @@ class StudentProcess:
                         raise wire.WireError(
                             f"it called the test's function over {self.budget.callbacks} times"
                         )
+                    if sum(len(b) for b in bufs) > callback_bytes:
+                        raise wire.WireError(
+                            "it called the test's function with arguments larger than the call's own "
+                            f"({sum(len(b) for b in bufs)} bytes)"
+                        )
                     self._answer_callback(proc, callbacks, answer, bufs)
+                    if time.monotonic() > deadline:
+                        raise wire.WireTimeout("no answer before the deadline")
                     continue
                 outcome = self._decode_answer(op, answer, bufs, epoch, name, args, kwargs or {})
                 break

@@ -43,10 +43,12 @@ class GradingContext:
     assignment: str
     _secret: bytes = field(repr=False)
     cache: dict[Any, Any] = field(default_factory=dict, repr=False)
+    submission: str = ""  # a fingerprint of the answers graded (see grading_context)
 
     def seed(self, tag: str) -> int:
         """The 256-bit seed of the hidden case generator named ``tag``."""
-        message = "\0".join((self.assignment, self.student, tag)).encode("utf-8")
+        parts = (self.assignment, self.student, tag) + ((self.submission,) if self.submission else ())
+        message = "\0".join(parts).encode("utf-8")
         return int.from_bytes(hmac.new(self._secret, message, hashlib.sha256).digest(), "big")
 
 
@@ -63,7 +65,9 @@ def _check_name(name: str, value: Any) -> str:
 
 
 @contextlib.contextmanager
-def grading_context(secret: bytes, student: str, assignment: str) -> Iterator[GradingContext]:
+def grading_context(
+    secret: bytes, student: str, assignment: str, submission: str = ""
+) -> Iterator[GradingContext]:
     """Grade one submission of ``student`` for ``assignment`` with the instructor's ``secret``.
 
     Parameters
@@ -72,6 +76,12 @@ def grading_context(secret: bytes, student: str, assignment: str) -> Iterator[Gr
         The instructor secret (:func:`course.secret.load_secret`), at least 16 bytes.
     student, assignment : str
         Non-empty, without NUL characters (they are joined with NUL to seed the cases).
+    submission : str, optional
+        A fingerprint of the answers being graded (the grader passes a hash of the answer
+        cells). Mixed into the seeds, so a resubmission with other code gets other hidden
+        cases: what a student learns of their hidden cases from one round of feedback does
+        not carry over to the next, while grading the same answers again gives the same
+        cases.
 
     Yields
     ------
@@ -88,7 +98,10 @@ def grading_context(secret: bytes, student: str, assignment: str) -> Iterator[Gr
         )
         raise ValueError(f"secret: got {shown}; expected bytes, at least {MIN_SECRET_BYTES} of them")
     ctx = GradingContext(
-        _check_name("student", student), _check_name("assignment", assignment), bytes(secret)
+        _check_name("student", student),
+        _check_name("assignment", assignment),
+        bytes(secret),
+        submission=str(submission).replace("\0", ""),
     )
     with _lock:
         if _active is not None:
