@@ -614,3 +614,30 @@ def test_figures_keep_their_aspect_ratio_on_a_phone(new_context, base_url, docna
     assert shapes, f"{docname}: no figure"
     squashed = [s for s in shapes if abs(s[1] / s[0] - 1) > 0.03]
     assert not squashed, f"{docname}: figures drawn at another aspect ratio (natural, shown, src): {squashed}"
+
+
+@pytest.mark.parametrize("docname", ["intro", "chapters/applications", "chapters/applications_detection",
+                                     "chapters/applications_faces", "chapters/applications_medical"])
+def test_figure_text_at_least_body_text_on_a_desktop(desktop, base_url, docname):
+    """A figure's text is drawn at COURSE_STYLE's font size; shown in the column it must
+    still be at least as large as the page's body text (figures are 'retina' PNGs: the
+    PNG has twice the pixels of the figure)."""
+    from conv_lib.plotting import COURSE_STYLE
+
+    page = desktop.new_page()
+    try:
+        page.goto(page_url(base_url, docname))
+        page.wait_for_load_state("networkidle")
+        body_px = page.evaluate(
+            "() => parseFloat(getComputedStyle(document.querySelector('article p')).fontSize)")
+        figures = page.evaluate("""() => Array.from(document.querySelectorAll('article img'))
+            .filter(i => i.naturalWidth > 0 && i.src.includes('_images/'))
+            .map(i => [i.getBoundingClientRect().width, i.naturalWidth,
+                       (i.getAttribute('alt') || '').slice(0, 50)])""")
+    finally:
+        page.close()
+    assert figures, f"{docname}: no figure"
+    font_px = COURSE_STYLE["font.size"] * COURSE_STYLE["figure.dpi"] / 72
+    small = [(round(font_px * shown * 2 / natural, 1), alt) for shown, natural, alt in figures
+             if font_px * shown * 2 / natural < body_px - 0.25]
+    assert not small, f"{docname}: figure text smaller than the {body_px}px body text: {small}"
