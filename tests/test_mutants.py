@@ -22,6 +22,7 @@ import contextlib
 import copy
 import csv
 import functools
+import hashlib
 import html
 import io
 import json
@@ -221,10 +222,13 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root.mkdir()
     shutil.copy2(ROOT / "nbgrader_config.py", root)
     shutil.copytree(ROOT / "solutions", root / "solutions")
-    env = {
-        "COURSE_SECRET_FILE": str(base / "instructor" / "course.secret"),
-        "COURSE_EXCHANGE": str(base / "x"),
-    }
+    # A fixed instructor secret of this course copy (never the user's own), so that the hidden
+    # cases, and so the cells a mutant loses, are the same on every run.
+    secret = base / "instructor" / "course.secret"
+    secret.parent.mkdir(mode=0o700)
+    secret.write_text(hashlib.sha256(b"test_mutants").hexdigest() + "\n", encoding="ascii")
+    secret.chmod(0o600)
+    env = {"COURSE_SECRET_FILE": str(secret), "COURSE_EXCHANGE": str(base / "x")}
     _course("release", "--no-exchange", root=root, env=env)
     students = {n: MUTANTS[n] for n in CORPUS["PIPELINE"]} | {
         n: CORRECT[n] for n in CORPUS["PIPELINE_CORRECT"]
