@@ -907,4 +907,4 @@ PIPELINE = [
     "network_without_relu_mask",
     "edges_greater_or_equal",
 ]
-PIPELINE_CORRECT = ["a1_vectorised_and_fft", "a3_loops_and_add_at"]
+PIPELINE_CORRECT = ["a1_vectorised_and_fft", "a2_im2col_einsum", "a3_loops_and_add_at", "a4_hypot_and_logsumexp"]
