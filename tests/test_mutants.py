@@ -268,6 +268,7 @@ def test_pipeline_scores_and_hints_match(pipeline: dict[str, Any]) -> None:
             assert spec["hint"] in text, name
         shown = LIKELY.findall(text)
         assert not [h for h in shown if h not in spec.get("names", [])], (name, shown)
+        assert "np.float64(" not in text and "np.float32(" not in text, name  # numbers as numbers
 
 
 def summary() -> str:
