@@ -276,6 +276,12 @@ def test_depthwise_measurement_and_residual_gradients_read_consistently(site_dir
     assert mac_factor == pytest.approx(expected, abs=0.051)
     # the word follows the shown (rounded) times
     assert word == ("smaller" if time_factor < mac_factor else "larger")
+    # the explanation that follows is about the im2col path: the page must have used it
+    x_shape = (4, 32, 56, 56)
+    assert cl.choose_method(x_shape, (32, 1, 3, 3), dtype="float32") == "im2col"
+    assert re.search(r"depthwise step on the\W+im2col\W+path", text)
+    full = cl.choose_method(x_shape, (64, 32, 3, 3), dtype="float32")
+    assert re.search(r"full layer on conv_lib ?’s\W+" + full + r"\W+path", text)
     m = _find(r"gradient norm at the input is " + NUMBER + r" without skips and " + NUMBER
               + r" with them", text)
     plain, residual = _num(m.group(1)), _num(m.group(2))
