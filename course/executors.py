@@ -112,20 +112,54 @@ def run_local(jobs: Sequence[Any], labels: Sequence[str], finish: Finish, bar: A
 
 
 def connect(address: str) -> tuple[Any, Any]:
-    """A Dask client for ``address`` (``tcp://...``), or for a new local cluster
-    (``local:N``: N worker processes of one thread each); returns ``(client, cluster)``."""
-    from distributed import Client, LocalCluster
+    """A Dask client for ``address``; returns ``(client, cluster)``.
 
+    Workers receive the release, the tests and the instructor secret, and run code they are
+    sent: a cluster anyone can connect to would let any account that reaches it run code as
+    the grader. So:
+
+    * ``local:N`` starts N local worker processes behind TLS with a certificate made for this
+      run (``Security.temporary()``): only this process holds the key.
+    * ``tls://host:port`` connects with the certificates of Dask's configuration
+      (``distributed.comm.tls.ca-file``, ``.client.cert``, ``.client.key``, e.g. the environment
+      variables ``DASK_DISTRIBUTED__COMM__TLS__CA_FILE``, ...); the scheduler and workers must
+      be started with the same CA, so that they refuse clients without a certificate.
+    * ``tcp://`` (no encryption, no authentication) is refused, unless the environment sets
+      ``COURSE_CLUSTER_INSECURE=1`` for a private network that only the grader can reach.
+    """
+    from distributed import Client, LocalCluster, Security
+
+    check_address(address)
     if address.startswith("local:"):
         n = int(address.partition(":")[2] or default_jobs())
         cluster = LocalCluster(
-            n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+            n_workers=n,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            host="127.0.0.1",
+            security=Security.temporary(),
         )
-        return Client(cluster), cluster
+        return Client(cluster, security=cluster.security), cluster
+    security = Security(require_encryption=True) if address.startswith("tls://") else None
     try:
-        return Client(address, timeout="30s"), None
-    except OSError as err:
+        return Client(address, timeout="30s", security=security), None
+    except (OSError, TimeoutError, ValueError) as err:
         raise SystemExit(f"cluster: cannot reach the Dask scheduler at {address!r} ({err})") from err
+
+
+def check_address(address: str) -> None:
+    """Refuse a cluster address that is unknown, or plain ``tcp://`` (see :func:`connect`)."""
+    if not address.startswith(("local:", "tls://", "tcp://")):
+        raise SystemExit(f"cluster: got {address!r}; expected local:N, tls://host:port or tcp://host:port")
+    if address.startswith("tcp://") and os.environ.get("COURSE_CLUSTER_INSECURE") != "1":
+        raise SystemExit(
+            f"cluster: refusing {address!r}: a plain tcp:// cluster has no authentication, so anyone "
+            "who reaches it can run code as the grader and read the instructor secret. Start the "
+            "scheduler and workers with TLS (--tls-ca-file, --tls-cert, --tls-key) and use tls://, with "
+            "the grader's certificate in Dask's config (see the README), or set COURSE_CLUSTER_INSECURE=1 "
+            "on a private network only the grader can reach."
+        )
 
 
 def run_cluster(

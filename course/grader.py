@@ -632,6 +632,10 @@ def autograde_trusted(
 
     from course.progress import Progress
 
+    if cluster:
+        from course.executors import check_address
+
+        check_address(cluster)
     specs = {a: load_spec(root, a) for a in sorted({a for a, _ in todo})}
     db_path = root / GRADING / "gradebook.db"
     results: list[Graded] = []

@@ -97,14 +97,26 @@ def grades(root: Path) -> dict[tuple[str, str], float]:
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    """A scheduler and two single-threaded workers, each a process group of its own."""
+def cluster(tmp_path_factory: pytest.TempPathFactory):
+    """A TLS scheduler and two single-threaded TLS workers, each a process group of its own;
+    the coordinator's certificate is in the environment (Dask's configuration)."""
+    from distributed import Security
+
+    certs = tmp_path_factory.mktemp("certs")
+    sec = Security.temporary()  # one self-signed certificate: the CA and every party's
+    (certs / "ca.pem").write_text(sec.tls_ca_file)
+    (certs / "cert.pem").write_text(sec.tls_client_cert)
+    (certs / "key.pem").write_text(sec.tls_client_key)
+    (certs / "key.pem").chmod(0o600)
+    tls = ["--tls-ca-file", str(certs / "ca.pem"), "--tls-cert", str(certs / "cert.pem"),
+           "--tls-key", str(certs / "key.pem")]  # fmt: skip
     port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
+    address = f"tls://127.0.0.1:{port}"
     env = dict(os.environ, DASK_DISTRIBUTED__WORKER__DAEMON="False")
     procs = [
         subprocess.Popen(
-            [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+            [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--protocol", "tls",
+             "--no-dashboard", *tls],
             env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
     ]  # fmt: skip
@@ -113,20 +125,54 @@ def cluster():
         procs.append(
             subprocess.Popen(
                 [str(BIN / "dask"), "worker", address, "--nthreads", "1", "--nworkers", "1", "--no-dashboard",
-                 "--host", "127.0.0.1"],
+                 "--host", "127.0.0.1", *tls],
                 env=env, cwd=ROOT, start_new_session=True,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )
         )  # fmt: skip
+    client_env = {
+        "DASK_DISTRIBUTED__COMM__TLS__CA_FILE": str(certs / "ca.pem"),
+        "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT": str(certs / "cert.pem"),
+        "DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY": str(certs / "key.pem"),
+    }
     from distributed import Client
 
-    with Client(address, timeout="30s") as client:
+    with Client(address, timeout="30s", security=Security(
+        tls_ca_file=str(certs / "ca.pem"), tls_client_cert=str(certs / "cert.pem"),
+        tls_client_key=str(certs / "key.pem"), require_encryption=True,
+    )) as client:  # fmt: skip
         client.wait_for_workers(2, timeout=60)
-    yield {"address": address, "workers": procs[1:], "scheduler": procs[0]}
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in client_env.items():
+            mp.setenv(k, v)
+        yield {"address": address, "workers": procs[1:], "scheduler": procs[0], "port": port}
     for p in procs:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(p.pid, signal.SIGKILL)
         p.wait()
+
+
+def test_only_a_client_with_the_course_certificate_gets_in(cluster, tmp_path):
+    outsider_env = {k: v for k, v in os.environ.items() if not k.startswith("DASK_DISTRIBUTED__COMM__TLS")}
+    probe = (
+        "import sys\nfrom distributed import Client\n"
+        "try:\n    c = Client(sys.argv[1], timeout=10)\n    print('IN', c.run(lambda: 1))\n"
+        "except Exception as e:\n    print('REFUSED', type(e).__name__)\n"
+    )
+    for addr in (cluster["address"], f"tcp://127.0.0.1:{cluster['port']}"):
+        out = subprocess.run([sys.executable, "-c", probe, addr], env=outsider_env, capture_output=True,
+                             text=True, timeout=120).stdout  # fmt: skip
+        assert out.startswith("REFUSED"), (addr, out)
+    grader = (
+        "import sys\nfrom distributed import Client\n"
+        "print('IN', len(Client(sys.argv[1], timeout=20).run(lambda: 1)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", grader, cluster["address"]], capture_output=True, text=True,
+                         timeout=120).stdout  # fmt: skip
+    assert out.startswith("IN"), out  # the grader's certificate (Dask's config, from the environment)
+    refused = course("autograde", A, "--cluster", f"tcp://127.0.0.1:{cluster['port']}",
+                     root=make_course(tmp_path / "tcp"), check=False)  # fmt: skip
+    assert refused.returncode != 0 and "refusing 'tcp://" in refused.stderr
 
 
 def test_cluster_grades_equal_the_local_pool(tmp_path, cluster):
@@ -177,6 +223,8 @@ def test_killing_a_worker_mid_run_loses_no_submission(tmp_path, cluster):
 
 def test_a_scheduler_that_is_gone_stores_nothing(tmp_path):
     root = make_course(tmp_path / "gone")
-    proc = course("autograde", A, "--cluster", f"tcp://127.0.0.1:{free_port()}", root=root, check=False)
+    with pytest.MonkeyPatch.context() as mp:  # a trusted private network: plain tcp:// allowed
+        mp.setenv("COURSE_CLUSTER_INSECURE", "1")
+        proc = course("autograde", A, "--cluster", f"tcp://127.0.0.1:{free_port()}", root=root, check=False)
     assert proc.returncode != 0 and "cannot reach the Dask scheduler" in proc.stderr
     assert not (root / "grading" / "autograded").exists()

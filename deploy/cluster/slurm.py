@@ -7,6 +7,10 @@ compute nodes share::
     .venv/bin/python deploy/cluster/slurm.py --jobs 8 --account cs101 -- 01_convolution_by_hand
     .venv/bin/python deploy/cluster/slurm.py --jobs 8 --dry-run     # print the job script only
 
+The scheduler (in this process), the workers and the grader talk TLS with the certificates of
+``--tls-dir`` (make a CA and one certificate, e.g. with openssl, on the shared file system,
+key mode 0600): no other account can join the cluster or send it code.
+
 Each Slurm job starts ``--processes`` Dask worker processes (one thread each: one
 submission at a time per process); each needs bubblewrap on its node (``apt-get install
 bubblewrap``, and unprivileged user namespaces enabled, or run the workers as root). The
@@ -17,6 +21,7 @@ test code and the instructor secret (trusted machines only), never the students'
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,8 +31,22 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def make_cluster(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from dask_jobqueue import SLURMCluster
+    from distributed import Security
 
+    tls = Path(args.tls_dir).resolve()
+    security = Security(
+        tls_ca_file=str(tls / "ca.pem"),
+        tls_scheduler_cert=str(tls / "cert.pem"),
+        tls_scheduler_key=str(tls / "key.pem"),
+        tls_worker_cert=str(tls / "cert.pem"),
+        tls_worker_key=str(tls / "key.pem"),
+        tls_client_cert=str(tls / "cert.pem"),
+        tls_client_key=str(tls / "key.pem"),
+        require_encryption=True,
+    )
     return SLURMCluster(
+        protocol="tls://",
+        security=security,
         cores=args.processes,
         processes=args.processes,
         memory=f"{4 * args.processes}GB",  # 2 GiB per sandbox and the worker itself
@@ -47,6 +66,12 @@ def main() -> int:
     p.add_argument("--walltime", default="02:00:00")
     p.add_argument("--account")
     p.add_argument("--partition")
+    p.add_argument(
+        "--tls-dir",
+        default=str(ROOT / "grading" / "cluster-tls"),
+        help="ca.pem, cert.pem, key.pem (mode 0600) on a file system the nodes share; the workers accept "
+        "only peers with a certificate of this CA (default: %(default)s)",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the Slurm job script and stop")
     p.add_argument("autograde_args", nargs="*", help="passed to `course autograde` (after --)")
     args = p.parse_args()
@@ -57,7 +82,14 @@ def main() -> int:
             return 0
         cluster.scale(jobs=args.jobs)
         cmd = [sys.executable, "-m", "course", "autograde", "--cluster", cluster.scheduler_address]
-        return subprocess.call([*cmd, *args.autograde_args], cwd=ROOT)
+        tls = Path(args.tls_dir).resolve()
+        env = dict(
+            os.environ,
+            DASK_DISTRIBUTED__COMM__TLS__CA_FILE=str(tls / "ca.pem"),
+            DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT=str(tls / "cert.pem"),
+            DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY=str(tls / "key.pem"),
+        )
+        return subprocess.call([*cmd, *args.autograde_args], cwd=ROOT, env=env)
     finally:
         cluster.close()
 
