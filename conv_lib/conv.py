@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from conv_lib.algorithms import (
+    LAYER_METHODS,
     Pads,
     _out_len,
     corr_nchw,
@@ -191,9 +192,9 @@ def conv2d_backward(
         applied to ``grad_out`` (a "full" correlation with the flipped kernel), for
         larger strides ``W^T @ grad_out`` scattered back (col2im). ``"winograd"`` (3x3,
         stride 1, dilation 1): ``grad_x`` is that "full" correlation by Winograd, and
-        ``grad_w`` the adjoint of Winograd's transforms. ``"auto"`` uses ``"winograd"``
-        where :func:`~conv_lib.choose_method` picks it for the forward pass, else
-        ``"im2col"``.
+        ``grad_w`` the adjoint of Winograd's transforms. ``"auto"`` uses ``"im2col"``
+        (measured faster than Winograd's backward on the benchmark's 3x3 layers, see
+        bench/README.md).
 
     Returns
     -------
@@ -214,7 +215,7 @@ def conv2d_backward(
             f"grad_out: got shape {grad_out.shape}; expected {expected}, the shape of conv2d's output"
         )
     dtype = np.result_type(grad_out, x, weight)
-    method = resolve_layer_method(method, x.shape, weight.shape, stride, dilation, dtype)
+    check_choice("method", method, ("auto",) + LAYER_METHODS)
     grad_out, x, weight = (a.astype(dtype, copy=False) for a in (grad_out, x, weight))
     if method == "winograd":
         check_winograd(weight.shape[2:], stride, dilation)
