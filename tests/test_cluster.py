@@ -100,13 +100,16 @@ def grades(root: Path) -> dict[tuple[str, str], float]:
 def cluster(tmp_path_factory: pytest.TempPathFactory):
     """A TLS scheduler and two single-threaded TLS workers, each a process group of its own;
     the coordinator's certificate is in the environment (Dask's configuration)."""
-    from distributed import Security
-
     certs = tmp_path_factory.mktemp("certs")
-    sec = Security.temporary()  # one self-signed certificate: the CA and every party's
-    (certs / "ca.pem").write_text(sec.tls_ca_file)
-    (certs / "cert.pem").write_text(sec.tls_client_cert)
-    (certs / "key.pem").write_text(sec.tls_client_key)
+    sec = subprocess.run(
+        [sys.executable, "-c", "from distributed import Security; s = Security.temporary(); "
+         "print(s.tls_ca_file + '\\0' + s.tls_client_cert + '\\0' + s.tls_client_key)"],
+        capture_output=True, text=True, check=True, timeout=120,
+    ).stdout.split("\0")  # fmt: skip
+    # one self-signed certificate: the CA's and every party's
+    (certs / "ca.pem").write_text(sec[0])
+    (certs / "cert.pem").write_text(sec[1])
+    (certs / "key.pem").write_text(sec[2].strip() + "\n")
     (certs / "key.pem").chmod(0o600)
     tls = ["--tls-ca-file", str(certs / "ca.pem"), "--tls-cert", str(certs / "cert.pem"),
            "--tls-key", str(certs / "key.pem")]  # fmt: skip
@@ -135,13 +138,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory):
         "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT": str(certs / "cert.pem"),
         "DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY": str(certs / "key.pem"),
     }
-    from distributed import Client
-
-    with Client(address, timeout="30s", security=Security(
-        tls_ca_file=str(certs / "ca.pem"), tls_client_cert=str(certs / "cert.pem"),
-        tls_client_key=str(certs / "key.pem"), require_encryption=True,
-    )) as client:  # fmt: skip
-        client.wait_for_workers(2, timeout=60)
+    # Wait for the workers from another process: a Dask client in this one would leave an
+    # asyncio loop behind, which Playwright's sync API (the browser tests) refuses to run beside.
+    wait = (
+        "import sys\nfrom distributed import Client\n"
+        "Client(sys.argv[1], timeout=30).wait_for_workers(2, timeout=60)"
+    )
+    subprocess.run([sys.executable, "-c", wait, address], env=dict(os.environ, **client_env), check=True,
+                   timeout=120)  # fmt: skip
     with pytest.MonkeyPatch.context() as mp:
         for k, v in client_env.items():
             mp.setenv(k, v)
