@@ -171,7 +171,9 @@ def bench_backward(title, x, w, b, kwargs, forward_flops):
 
     want = [t.numpy() for t in torch_backward()]
     torch_name = "torch autograd backward"
-    auto_name = "conv_lib conv2d_backward auto (im2col)"
+    forward_choice = choose_method(x.shape, w.shape, kwargs["stride"], dtype=x.dtype)
+    auto_path = "wino gx + im2col gw" if forward_choice == "winograd" else "im2col"
+    auto_name = f"conv_lib backward auto ({auto_path})"
     cands = {torch_name: torch_backward, auto_name: lambda: conv2d_backward(g, x, w, **kwargs)}
     for method in layer_methods(w.shape, kwargs)[:-2]:  # direct and fft: see the forward
         cands[f"conv_lib conv2d_backward {method}"] = lambda m=method: conv2d_backward(

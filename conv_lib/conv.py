@@ -26,6 +26,7 @@ from conv_lib.algorithms import (
     LAYER_METHODS,
     Pads,
     _out_len,
+    choose_method,
     corr_nchw,
     get_memory_budget,
     grad_input,
@@ -192,9 +193,10 @@ def conv2d_backward(
         applied to ``grad_out`` (a "full" correlation with the flipped kernel), for
         larger strides ``W^T @ grad_out`` scattered back (col2im). ``"winograd"`` (3x3,
         stride 1, dilation 1): ``grad_x`` is that "full" correlation by Winograd, and
-        ``grad_w`` the adjoint of Winograd's transforms. ``"auto"`` uses ``"im2col"``
-        (measured faster than Winograd's backward on the benchmark's 3x3 layers, see
-        bench/README.md).
+        ``grad_w`` the adjoint of Winograd's transforms. ``"auto"`` computes ``grad_x``
+        by Winograd where :func:`~conv_lib.choose_method` picks it for that "full"
+        correlation, and ``grad_w`` by ``"im2col"`` (measured faster than Winograd's
+        adjoint on the benchmark's 3x3 layers, see bench/README.md).
 
     Returns
     -------
@@ -223,6 +225,14 @@ def conv2d_backward(
         grad_x = grad_input_winograd(grad_out, weight, pads, groups, budget)
         grad_w = grad_weight_winograd(grad_out, x, pads, weight.shape, groups, budget)
         return grad_x, grad_w, grad_out.sum(axis=(0, 2, 3))
+    if method == "auto":
+        # grad_x of a stride-1 3x3 layer is itself a stride-1 3x3 correlation (of grad_out
+        # with the flipped kernel): Winograd where the forward choice would take it
+        transposed_w = (weight.shape[1] * groups, weight.shape[0] // groups, *weight.shape[2:])
+        if choose_method(grad_out.shape, transposed_w, stride, dilation, dtype) == "winograd":
+            grad_x = grad_input_winograd(grad_out, weight, pads, groups, get_memory_budget())
+            grad_w = grad_weight(grad_out, x, pads, weight.shape, stride, dilation, groups, "im2col")
+            return grad_x, grad_w, grad_out.sum(axis=(0, 2, 3))
     method = "direct" if method == "direct" else "im2col"
     grad_x = grad_input(grad_out, weight, x.shape[2:], pads, stride, dilation, groups, method)
     grad_w = grad_weight(grad_out, x, pads, weight.shape, stride, dilation, groups, method)
