@@ -15,7 +15,6 @@ import json
 import os
 import re
 import shutil
-import stat
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -169,26 +168,6 @@ def check_student_id(name: str) -> str:
     return name
 
 
-def _read_regular(path: Path, limit: int) -> bytes:
-    """The bytes of ``path`` if it is a regular file (not a symlink, FIFO or device)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ValueError("not a regular file")
-        if st.st_size > limit:
-            raise ValueError(f"larger than {limit // 2**20} MiB")
-        chunks, size = [], 0
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > limit:
-                raise ValueError(f"larger than {limit // 2**20} MiB")
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
-
-
 def collect(
     root: Path,
     folder: Path | None = None,
@@ -281,7 +260,7 @@ def _collect_one(
     ``named_time``: the time in the name of an exchange folder, written as ``timestamp.txt``
     when the submission holds no valid one.
     """
-    from course.exchange import read_extras
+    from course.exchange import read_extras, read_regular
 
     nb = adir / f"{notebook_name(a)}.ipynb"
     if not (nb.exists() or nb.is_symlink()):
@@ -292,7 +271,7 @@ def _collect_one(
         print(f"{student}/{a}: took {others[0].name} (expected {nb.name})", file=sys.stderr)
         nb = others[0]
     try:
-        data = _read_regular(nb, 20 * 2**20)
+        data = read_regular(nb, 20 * 2**20)
     except (OSError, ValueError) as err:
         why = "a symbolic link" if nb.is_symlink() else str(err)
         refuse(f"{student}/{a}/{nb.name}", why)
