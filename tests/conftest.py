@@ -59,3 +59,64 @@ def site_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         check=True,
     )
     return out / "_build" / "html"
+
+
+# --- the browser tests' shared fixtures (tests/site_browser.py) ---------------------------
+
+
+@pytest.fixture(scope="session")
+def base_url(site_dir: Path):
+    """The built site served on 127.0.0.1 (a free port) by a background thread."""
+    import functools
+    import http.server
+    import threading
+
+    from site_browser import QuietHandler
+
+    if not (site_dir / "index.html").exists():
+        pytest.fail(f"no built site in {site_dir}: run `make book` first")
+    handler = functools.partial(QuietHandler, directory=str(site_dir))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the whole session."""
+    from site_browser import AXE_JS, CHROMIUM, CHROMIUM_ARGS
+
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("Playwright for Python is missing: run `make setup-test`")
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"no browser at {CHROMIUM}: run `make browser` (apt-get install chromium)")
+    if not AXE_JS.exists():
+        pytest.fail(f"{AXE_JS} is missing: run `make web` (npm ci in web/)")
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="session")
+def new_context(browser):
+    """A factory of offline browser contexts, closed at the end of the session."""
+    from site_browser import Offline
+
+    made = []
+
+    def make(**options):
+        ctx = browser.new_context(**options)
+        ctx.offline_guard = Offline()
+        ctx.route("**/*", ctx.offline_guard)
+        made.append(ctx)
+        return ctx
+
+    yield make
+    for ctx in made:
+        ctx.close()

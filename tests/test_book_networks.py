@@ -16,16 +16,7 @@ import re
 from pathlib import Path
 
 import pytest
-from test_website import (  # noqa: F401  (pytest fixtures, used by name)
-    ARTIFACTS,
-    DESKTOP,
-    PHONE,
-    base_url,
-    browser,
-    new_context,
-    page_url,
-    wait_for_math,
-)
+from test_website import ARTIFACTS, DESKTOP, PHONE, page_url, wait_for_math
 
 import conv_lib as cl
 
@@ -220,7 +211,7 @@ def test_choice_is_made_on_validation_and_tested_once(site_dir):
               + r" multiply-adds", text)
     chosen = (m.group(1), int(m.group(2)))
     assert chosen in close and rows[chosen]["macs"] == cheapest == _num(m.group(3))
-    m = _find(r"whose test accuracy is " + NUMBER + r" ?% ± " + NUMBER + r" ?% over the seeds", text)
+    m = _find(r"whose test accuracy is " + NUMBER + r" ?% ± " + NUMBER + r" ?% over the random seeds", text)
     assert 0.8 < _pct(m.group(1)) <= 1
     m = _find(r"(\d+) training runs \( ?(\d+) settings x (\d+) seeds", text)
     assert int(m.group(1)) == int(m.group(2)) * int(m.group(3)) and int(m.group(2)) == len(rows) - 3
@@ -295,7 +286,7 @@ def test_depthwise_measurement_and_residual_gradients_read_consistently(site_dir
 @pytest.mark.slow
 @pytest.mark.parametrize("page", sorted(PAGES))
 @pytest.mark.parametrize("viewport_name", ["desktop", "phone"])
-def test_network_pages_fit_the_screen_and_show_their_figures(new_context, base_url, page,  # noqa: F811
+def test_network_pages_fit_the_screen_and_show_their_figures(new_context, base_url, page,
                                                              viewport_name):
     viewport = DESKTOP if viewport_name == "desktop" else PHONE
     ctx = new_context(viewport=viewport, device_scale_factor=1,

@@ -18,13 +18,13 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from test_website import ARTIFACTS, AXE_JS, DESKTOP, PHONE, base_url, browser, new_context, page_url
+from test_website import ARTIFACTS, AXE_JS, DESKTOP, PHONE, page_url
 
 import conv_lib
 from conv_lib import conv2d, conv2d_param_count, convolve2d, correlate2d, get_kernel, output_size
 
-# The website tests' fixtures (the served site, one Chromium, offline contexts), used by name.
-REUSED_FIXTURES = (base_url, browser, new_context)
+# The fixtures base_url, browser and new_context (the served site, one Chromium, offline
+# contexts) come from tests/conftest.py, by name.
 
 pytestmark = pytest.mark.slow
 

@@ -22,7 +22,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from test_assignments_e2e import course, load_nb, solution_sources, student_notebook  # noqa: E402
-from test_website import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 from course.sandbox import sandbox_available  # noqa: E402
 
@@ -98,30 +97,25 @@ def test_markdown_answer_is_stored_as_text(pages):
 
 
 @pytest.mark.parametrize("page", ["feedback", "formgrade"])
-def test_no_student_markup_runs_in_chromium(pages, page):
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"no browser at {CHROMIUM}: run `make browser`")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            ctx = browser.new_context(java_script_enabled=True)
-            ctx.route("**/*", lambda r: r.continue_() if r.request.url.startswith("file:") else r.abort())
-            p = ctx.new_page()
-            dialogs: list[str] = []
-            p.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-            p.goto(pages[page].as_uri())
-            p.wait_for_timeout(500)
-            for text in ("click me", "entity link"):  # a link made of the answer would be clicked
-                for link in p.locator("a", has_text=text).all():
-                    link.click(timeout=1000, no_wait_after=True)
-            p.wait_for_timeout(300)
-            assert p.evaluate("window.__pwned") is None
-            assert dialogs == []
-            body = p.inner_text("body")
-            assert "<script>window.__pwned = 'script'</script>" in body  # shown as typed
-            assert p.locator("iframe[srcdoc]").count() == 0 and p.locator("svg[onload]").count() == 0
-            assert p.locator("img[onerror]").count() == 0 and p.locator("a[href^='javascript']").count() == 0
-        finally:
-            browser.close()
+def test_no_student_markup_runs_in_chromium(pages, page, browser):
+    """The session's Chromium (tests/conftest.py), in a context of its own that loads only files."""
+    ctx = browser.new_context(java_script_enabled=True)
+    try:
+        ctx.route("**/*", lambda r: r.continue_() if r.request.url.startswith("file:") else r.abort())
+        p = ctx.new_page()
+        dialogs: list[str] = []
+        p.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        p.goto(pages[page].as_uri())
+        p.wait_for_timeout(500)
+        for text in ("click me", "entity link"):  # a link made of the answer would be clicked
+            for link in p.locator("a", has_text=text).all():
+                link.click(timeout=1000, no_wait_after=True)
+        p.wait_for_timeout(300)
+        assert p.evaluate("window.__pwned") is None
+        assert dialogs == []
+        body = p.inner_text("body")
+        assert "<script>window.__pwned = 'script'</script>" in body  # shown as typed
+        assert p.locator("iframe[srcdoc]").count() == 0 and p.locator("svg[onload]").count() == 0
+        assert p.locator("img[onerror]").count() == 0 and p.locator("a[href^='javascript']").count() == 0
+    finally:
+        ctx.close()

@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import base64
 import functools
-import http.server
 import io
 import json
-import os
 import re
-import threading
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -28,15 +25,10 @@ from urllib.parse import unquote, urldefrag, urlparse
 
 import pytest
 import yaml
+from site_browser import AXE_JS, CHROMIUM, CHROMIUM_ARGS, Offline  # noqa: F401 (re-exported)
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
-AXE_JS = ROOT / "web" / "node_modules" / "axe-core" / "axe.min.js"
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 ANIMATION_CHAPTER = "chapters/step_by_step"
@@ -88,73 +80,8 @@ ASSIGNMENTS = toc_part("Assignments")
 
 # --- serving and browsing ----------------------------------------------------------------
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map,
-                      ".ipynb": "application/x-ipynb+json", ".md": "text/markdown"}
-
-    def log_message(self, format, *args):  # noqa: A002 - the base class's name
-        pass
-
-
-@pytest.fixture(scope="session")
-def base_url(site_dir: Path):
-    """The built site served on 127.0.0.1 (a free port) by a background thread."""
-    if not (site_dir / "index.html").exists():
-        pytest.fail(f"no built site in {site_dir}: run `make book` first")
-    handler = functools.partial(_QuietHandler, directory=str(site_dir))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture(scope="session")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("Playwright for Python is missing: run `make setup-test`")
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"no browser at {CHROMIUM}: run `make browser` (apt-get install chromium)")
-    if not AXE_JS.exists():
-        pytest.fail(f"{AXE_JS} is missing: run `make web` (npm ci in web/)")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
-
-
-@dataclass
-class Offline:
-    """Blocks every request that is not for 127.0.0.1 and remembers it."""
-
-    blocked: list[str] = field(default_factory=list)
-
-    def __call__(self, route) -> None:
-        if urlparse(route.request.url).hostname == "127.0.0.1":
-            route.continue_()
-        else:
-            self.blocked.append(route.request.url)
-            route.abort("internetdisconnected")
-
-
-@pytest.fixture(scope="session")
-def new_context(browser):
-    """A factory of offline browser contexts, closed at the end of the session."""
-    made = []
-
-    def make(**options):
-        ctx = browser.new_context(**options)
-        ctx.offline_guard = Offline()
-        ctx.route("**/*", ctx.offline_guard)
-        made.append(ctx)
-        return ctx
-
-    yield make
-    for ctx in made:
-        ctx.close()
+# base_url, browser and new_context: session fixtures of tests/conftest.py (one Chromium for all
+# the browser tests of a session: Playwright's sync API runs one instance per thread).
 
 
 @pytest.fixture(scope="session")

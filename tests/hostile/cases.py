@@ -302,13 +302,15 @@ CASES: dict[str, dict] = {
         "fails": [t for t in A1_TESTS if t != "test_same_under_flip"],
         "reason": "this case is not in my table",
     },
-    # the control: the same table made with the instructor's secret (what a leak would give) scores 20/20
+    # even the instructor's secret (what a leak would give) builds no working table: the hidden
+    # cases are also seeded by a fingerprint of the answers submitted, which include the table
+    # itself (tests/test_hidden_cases.py shows the seeding reproduces the cases exactly)
     "control_table_with_the_real_secret": {
         "a": "01",
         "make": "table",
         "make_args": {"secret": "real"},
-        "fails": [],
-        "reason": "",
+        "fails": [t for t in A1_TESTS if t != "test_same_under_flip"],
+        "reason": "this case is not in my table",
     },
     # ============ assignment 4: the accuracy question ============
     "a4_predict_returns_what_it_was_handed": {
