@@ -189,9 +189,11 @@ def run_cluster(
                 done, _ = wait(list(pending), timeout=1.0, return_when="FIRST_COMPLETED")
             except TimeoutError:
                 done = set()
-            except OSError as err:  # the scheduler is gone
+            except Exception as err:  # noqa: BLE001 - the scheduler is gone: lost connection, cancelled futures
+                why = f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
                 for k in pending.values():
-                    finish(k, None, f"the connection to the Dask scheduler was lost ({err})")
+                    bar.running.pop(labels[k], None)
+                    finish(k, None, f"the connection to the Dask scheduler was lost ({why})")
                 return
             try:
                 running = {key for keys in client.processing().values() for key in keys}

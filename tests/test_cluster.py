@@ -232,3 +232,51 @@ def test_a_scheduler_that_is_gone_stores_nothing(tmp_path):
         proc = course("autograde", A, "--cluster", f"tcp://127.0.0.1:{free_port()}", root=root, check=False)
     assert proc.returncode != 0 and "cannot reach the Dask scheduler" in proc.stderr
     assert not (root / "grading" / "autograded").exists()
+
+
+def test_a_scheduler_lost_mid_run_stores_nothing_for_what_it_held(tmp_path):
+    """The scheduler dies while submissions are being graded: each of them is reported as
+    not graded (nothing stored), the command exits 1 and prints how to grade them again."""
+    root = make_course(tmp_path / "lost")
+    slow = solution_sources(A)
+    slow["output_size"] += "\nimport time\ntime.sleep(20)\n"
+    released = load_nb(root / "exercises" / A / NB)
+    inbox = tmp_path / "lost" / "inbox2"
+    (inbox / "slowpoke" / A).mkdir(parents=True)
+    (inbox / "slowpoke" / A / NB).write_text(json.dumps(student_notebook(released, slow)))
+    course("collect", str(inbox), root=root)
+    port = free_port()
+    env = dict(os.environ, COURSE_CLUSTER_INSECURE="1")
+    procs = [
+        subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                          "--no-dashboard"], env=env, start_new_session=True,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+    ]  # fmt: skip
+    time.sleep(2)
+    procs.append(
+        subprocess.Popen([str(BIN / "dask"), "worker", f"tcp://127.0.0.1:{port}", "--nthreads", "1",
+                          "--no-dashboard", "--host", "127.0.0.1"], env=env, cwd=ROOT, start_new_session=True,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    )  # fmt: skip
+    try:
+        time.sleep(5)
+        grader = subprocess.Popen(
+            [sys.executable, "-m", "course", "--root", str(root), "autograde", A,
+             "--cluster", f"tcp://127.0.0.1:{port}"],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        time.sleep(12)  # the worker is on its first submissions (slowpoke sleeps 20 s)
+        os.killpg(procs[0].pid, signal.SIGKILL)
+        out, err = grader.communicate(timeout=300)
+    finally:
+        for p in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    reported = [ln for ln in out.splitlines() if A in ln]
+    lost = [ln.split()[0] for ln in reported if "connection to the Dask scheduler was lost" in ln]
+    graded = sorted(ln.split()[0] for ln in reported if "NOT GRADED" not in ln)
+    assert "slowpoke" in lost and grader.returncode == 1
+    assert len(reported) == len(class_answers()) + 1
+    assert sorted({s for s, _ in grades(root)}) == graded  # scores exactly for what was graded
+    assert "python -m course autograde 01_convolution_by_hand --student slowpoke" in err
