@@ -18,6 +18,7 @@ Kernels and data
     SUMMARY_IMAGE, SUMMARY_KERNEL
 Algorithms and gradients
     METHODS, LAYER_METHODS, choose_method, im2col, col2im, set_memory_budget, get_memory_budget,
+    release_workspaces,
     winograd_matrices, winograd_1d (Winograd's minimal filtering, conv_lib.winograd),
     numeric_gradient, check_gradient
 """
@@ -63,19 +64,13 @@ from conv_lib.stepwise import (  # noqa: F401
 # --- end section lib-2d ---
 
 # --- section: NCHW layers, pooling, algorithms, gradcheck (owner: lib-nchw) ---
-from conv_lib.algorithms import (  # noqa: F401
-    LAYER_METHODS,
-    METHODS,
-    choose_method,
-    col2im,
-    get_memory_budget,
-    im2col,
-    set_memory_budget,
-)
+from conv_lib.algorithms import LAYER_METHODS, METHODS, choose_method  # noqa: F401
+from conv_lib.im2col import col2im, im2col  # noqa: F401
 from conv_lib.conv import conv2d, conv2d_backward, conv_transpose2d  # noqa: F401
 from conv_lib.pooling import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward  # noqa: F401
 from conv_lib.signal2d import convolve2d, correlate2d  # noqa: F401
 from conv_lib.winograd import winograd_1d, winograd_matrices  # noqa: F401
+from conv_lib.workspace import get_memory_budget, release_workspaces, set_memory_budget  # noqa: F401
 # --- end section lib-nchw ---
 
 # --- section: chapters' additions (owner: book helpers) ---

@@ -24,17 +24,16 @@ import numpy as np
 
 from conv_lib.algorithms import (
     LAYER_METHODS,
-    Pads,
-    _out_len,
     choose_method,
     corr_nchw,
-    get_memory_budget,
     grad_input,
     grad_weight,
     resolve_layer_method,
 )
+from conv_lib.layout import Pads, out_len
 from conv_lib.validation import as_array, as_pair, check_choice, check_groups
 from conv_lib.winograd import check_winograd, corr_winograd, grad_input_winograd, grad_weight_winograd
+from conv_lib.workspace import get_memory_budget
 
 __all__ = ["conv2d", "conv2d_backward", "conv_transpose2d"]
 
@@ -101,7 +100,7 @@ def _check_conv(x, weight, bias, stride, padding, dilation, groups):
             f"weight: got kernel size {(kh, kw)} (dilated {(eh, ew)}); expected at most the padded "
             f"input size {(hp, wp)} (x spatial size {(h, w)}, padding {pads})"
         )
-    out_hw = (_out_len(hp, kh, stride[0], dilation[0]), _out_len(wp, kw, stride[1], dilation[1]))
+    out_hw = (out_len(hp, kh, stride[0], dilation[0]), out_len(wp, kw, stride[1], dilation[1]))
     return x, weight, bias, stride, pads, dilation, groups, out_hw
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from conv_lib.algorithms import _pad_hw, _tap_slice
+from conv_lib.layout import pad_hw, tap_slice
 from conv_lib.validation import as_array, as_pair, check_positive_int
 
 __all__ = ["avg_pool2d", "avg_pool2d_backward", "max_pool2d", "max_pool2d_backward"]
@@ -67,7 +67,7 @@ def _taps(k, s, out):
     """Yield ``(t, rows, cols)``: tap number (row-major) and the padded-input slices it reads."""
     for i in range(k[0]):
         for j in range(k[1]):
-            yield i * k[1] + j, _tap_slice(i, out[0], s[0]), _tap_slice(j, out[1], s[1])
+            yield i * k[1] + j, tap_slice(i, out[0], s[0]), tap_slice(j, out[1], s[1])
 
 
 def max_pool2d(
@@ -194,7 +194,7 @@ def avg_pool2d(
     """
     x = _check_x(x)
     k, s, p, out_hw = _pool_geometry(x.shape, kernel_size, stride, padding)
-    xp = _pad_hw(x, ((p[0], p[0]), (p[1], p[1])))
+    xp = pad_hw(x, ((p[0], p[0]), (p[1], p[1])))
     out = np.zeros(x.shape[:2] + out_hw, dtype=x.dtype)
     for _, rs, cs in _taps(k, s, out_hw):
         out += xp[:, :, rs, cs]

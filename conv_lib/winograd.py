@@ -43,8 +43,8 @@ from typing import Any
 
 import numpy as np
 
-from conv_lib.algorithms import Workspace, _run_parallel, _single_threaded_blas, _workers, run_chunks
 from conv_lib.validation import check_choice
+from conv_lib.workspace import Workspace, run_chunks, run_parallel, single_threaded_blas, worker_count
 
 __all__ = [
     "FLOAT32_RTOL",
@@ -239,7 +239,7 @@ def _padded(x: np.ndarray, plan: _TilePlan) -> np.ndarray:
                 src = x[a:b, :, m * q0 + r - pt : m * (q1 - 1) + r - pt + 1 : m, c0:c1]
                 out[a:b, :, r, q0:q1, c0 + pl : c1 + pl] = src
 
-    _run_parallel(fill, n, min_per_worker=1)
+    run_parallel(fill, n, min_per_worker=1)
     return out.reshape(n, c, m, plan.rows * plan.wf)
 
 
@@ -308,7 +308,7 @@ def _crop(of: np.ndarray, plan: _TilePlan) -> np.ndarray:
             rows = len(range(i, plan.ho, m))
             out[a:b, :, i::m] = phases[a:b, :, i, :rows, : plan.wo]
 
-    _run_parallel(copy, n, min_per_worker=1)
+    run_parallel(copy, n, min_per_worker=1)
     return out
 
 
@@ -321,7 +321,7 @@ def weight_transform(w: np.ndarray, groups: int, m: int = TILE) -> np.ndarray:
     _, gg, _ = _kron(m, w.dtype.char)
     # a small product: on the calling thread, so that no BLAS worker thread is woken up
     # (it would keep spinning on a core while conv_lib's threads do the chunks)
-    with _single_threaded_blas():
+    with single_threaded_blas():
         u = gg @ w.reshape(o * cg, 9).T  # (n*n, O*cg)
     return np.ascontiguousarray(u.reshape(-1, groups, o // groups, cg))
 
@@ -329,7 +329,7 @@ def weight_transform(w: np.ndarray, groups: int, m: int = TILE) -> np.ndarray:
 def _plan_chunks(n: int, c: int, o: int, plan: _TilePlan, itemsize: int, budget: int):
     """Chunks of tiles; every thread's buffers for one chunk stay within the budget."""
     per_tile = plan.n**2 * (2 * c + o) + plan.m**2 * o  # D, V, the products, the output tiles
-    budget_per_thread = max(1, budget // _workers())
+    budget_per_thread = max(1, budget // worker_count())
     return list(_chunks(n, plan, per_tile, itemsize, budget_per_thread))
 
 
