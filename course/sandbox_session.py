@@ -20,22 +20,15 @@ import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from course.sandbox import (
+from course.bwrap import (
     SandboxLimits,
     SandboxUnavailableError,
-    _bwrap_argv,
-    _Capture,
-    _check_binds,
     _default_env,
-    _etc_files,
     _find_tool,
-    _kill_group,
-    _lease_uid,
     _MemoryCgroup,
-    _seccomp_program,
-    sandbox_available,
-    sandbox_mode,
+    bwrap_launch,
 )
+from course.sandbox import _Capture, _kill_group, sandbox_available
 
 __all__ = ["SandboxProcess", "start_sandboxed"]
 
@@ -118,7 +111,7 @@ def start_sandboxed(
         Command inside the sandbox.
     readonly, mounts
         Host paths bound read-only at the same path; ``("ro", host, dest)`` binds and
-        ``("tmpfs", "", dest)`` hides (see :func:`course.sandbox._bwrap_argv`).
+        ``("tmpfs", "", dest)`` hides (see :func:`course.bwrap._bwrap_argv`).
     limits
         Resource limits; ``wall_seconds`` is not enforced here (the caller owns the
         deadlines of its protocol and kills the process).
@@ -137,56 +130,35 @@ def start_sandboxed(
             )
         warnings.warn(f"running WITHOUT a sandbox ({why})", RuntimeWarning, stacklevel=2)
         return _start_unsandboxed(list(unsandboxed_argv or argv), limits, env, stack)
+    exe = _find_tool("bwrap")
+    assert exe is not None
     try:
-        binds = _check_binds(readonly)
-        full_env = _default_env(env, binds)
-        uid = stack.enter_context(_lease_uid()) if sandbox_mode() == "root" else None
-        etc_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sandbox-etc-")))
-        etc_dir.chmod(0o755)
-        etc = _etc_files(etc_dir, uid if uid is not None else 65534)
-        pass_fds: list[int] = []
-        seccomp_fd = None
-        program = _seccomp_program()
-        if program is not None:
-            seccomp_file = stack.enter_context(tempfile.TemporaryFile())
-            seccomp_file.write(program)
-            seccomp_file.flush()
-            seccomp_file.seek(0)
-            seccomp_fd = seccomp_file.fileno()
-            pass_fds.append(seccomp_fd)
-        cgroup = _MemoryCgroup.create(
-            f"course-session-{uid if uid is not None else os.getpid()}-{os.urandom(4).hex()}",
-            limits.total_memory_bytes,
-        )
-        if cgroup is not None:
-            stack.callback(cgroup.destroy)
-        exe = _find_tool("bwrap")
-        assert exe is not None
-        cmd = _bwrap_argv(
-            exe,
-            argv,
-            workdir=None,
-            readonly=binds,
-            limits=limits,
-            uid=uid,
-            etc_files=etc,
-            seccomp_fd=seccomp_fd,
-            mounts=mounts,
+        launch = stack.enter_context(
+            bwrap_launch(
+                exe,
+                argv,
+                workdir=None,
+                readonly=readonly,
+                limits=limits,
+                env=env,
+                mounts=mounts,
+                cgroup_prefix="course-session",
+            )
         )
         proc = subprocess.Popen(  # noqa: S603
-            cmd,
+            launch.argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=full_env,
-            pass_fds=tuple(pass_fds),
+            env=launch.env,
+            pass_fds=launch.pass_fds,
             start_new_session=True,
-            preexec_fn=cgroup.join_self if cgroup is not None else None,  # noqa: PLW1509
+            preexec_fn=launch.preexec_fn,  # noqa: PLW1509
         )
     except BaseException:
         stack.close()
         raise
-    return SandboxProcess(proc, stack, cgroup, limits.max_output_bytes)
+    return SandboxProcess(proc, stack, launch.cgroup, limits.max_output_bytes)
 
 
 def _start_unsandboxed(
