@@ -4,19 +4,22 @@ Each ``*_variants(case)`` returns :class:`~course.grading.compare.Diagnosis` obj
 Wrong variants are recomputed with :mod:`conv_lib` where possible (a flipped kernel,
 stride 1 instead of the requested stride, ...); the few that conv_lib cannot produce
 (tie handling in max-pool backward, ...) are written here, clearly marked as *wrong*.
+A conv2d or conv2d_backward that raises is named by a probe instead
+(:func:`naming_swapped_channels`: right once the weight's channel axes are exchanged).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 import conv_lib as cl
 from course.grading.cases import pair, span_out
-from course.grading.compare import Case, Diagnosis, tolerances
+from course.grading.compare import Case, Diagnosis, GradingError, tolerances
 
 __all__ = [
     "CHANNELS_HINT",
@@ -27,7 +30,9 @@ __all__ = [
     "diagnose_conv_bug",
     "edge_variants",
     "max_pool_backward_variants",
+    "naming_swapped_channels",
     "pool_variants",
+    "reads_weight_as_cin_cout",
     "signal_variants",
     "window_value_at",
     "window_value_variants",
@@ -370,6 +375,74 @@ def diagnose_conv_bug(student_fn: Callable[..., Any], case: Case, kind: str = "c
     if got.shape == expected.shape and np.allclose(got, expected, rtol=rtol, atol=atol):
         return None
     return next((d for d in variants if d.matches(got, rtol, atol)), None)
+
+
+def reads_weight_as_cin_cout(
+    student_fn: Callable[..., Any], cases: Sequence[Case], kind: str = "conv2d"
+) -> bool:
+    """Whether ``student_fn`` reads the weight as (C_in, C_out, kH, kW): right on a case with
+    C_in != C_out once the weight's first two axes are exchanged.
+
+    ``kind`` is "conv2d" (the output must then be right) or "conv2d_backward" (``grad_x``
+    must then be right and ``grad_weight`` the right gradient in the exchanged layout, the
+    layout of the weight it was given). Only the first case with C_in != C_out is tried; a
+    probe that raises, or returns anything else, is no evidence (False).
+    """
+    if kind not in ("conv2d", "conv2d_backward"):
+        raise ValueError(f"kind: got {kind!r}; expected 'conv2d' or 'conv2d_backward'")
+    for c in cases:
+        w = c.params["weight"]
+        if w.shape[0] == w.shape[1]:
+            continue
+        probe = Case(c.label, c.params | {"weight": np.ascontiguousarray(w.swapaxes(0, 1))}, c.positional)
+        try:
+            got = probe.call(student_fn, kind)
+        except GradingError:
+            return False
+        p = c.params
+        if kind == "conv2d":
+            pairs = [(got, conv_reference(p))]
+        else:
+            if not isinstance(got, (tuple, list)) or len(got) != 3:
+                return False
+            dx, dw, _ = cl.conv2d_backward(
+                p["grad_out"], p["x"], w, stride=p["stride"], padding=p["padding"], dilation=p["dilation"]
+            )
+            pairs = [(got[0], dx), (got[1], dw.swapaxes(0, 1))]
+        for answer, want in pairs:
+            try:
+                answer = np.asarray(answer, dtype=np.float64)
+            except (TypeError, ValueError):
+                return False
+            rtol, atol = tolerances(np.asarray(want, dtype=np.result_type(p["x"], np.float32)))
+            if answer.shape != want.shape or not np.allclose(answer, want, rtol=rtol, atol=atol):
+                return False
+        return True
+    return False
+
+
+@contextlib.contextmanager
+def naming_swapped_channels(
+    student_fn: Callable[..., Any], cases: Sequence[Case], kind: str
+) -> Iterator[None]:
+    """Add the swapped-channels hint to a :class:`GradingError` raised inside the block when
+    ``student_fn`` (``kind`` "conv2d" or "conv2d_backward") raised an error on ``cases`` and
+    :func:`reads_weight_as_cin_cout` (it is right with the weight's channel axes exchanged)."""
+    try:
+        yield
+    except GradingError as err:
+        if err.__cause__ is None or not reads_weight_as_cin_cout(student_fn, cases, kind):
+            raise
+        works = (
+            "Your conv2d gives the right result when weight is passed as (C_in, C_out, kH, kW)."
+            if kind == "conv2d"
+            else "Your conv2d_backward gives the right grad_x (and grad_weight with its first two axes "
+            "exchanged too) when weight is passed as (C_in, C_out, kH, kW); grad_weight has weight's "
+            "own shape, (C_out, C_in, kH, kW)."
+        )
+        raise GradingError(
+            f"{err}\n  Likely bug (weight's channel axes swapped): {CHANNELS_HINT} {works}"
+        ) from err.__cause__
 
 
 def pool_variants(kind: str, c: Case) -> list[Diagnosis]:

@@ -323,6 +323,26 @@ MUTANTS: dict[str, dict] = {
         "hint": "use the dilation in the backward pass too",
         "names": ["dilation ignored"],
     },
+    "backward_weight_read_as_cin_cout": {
+        "a": "03",
+        "bullet": "input and output channels swapped in the weight, in conv2d_backward",
+        # Crashes (einsum, broadcast) whenever C_in != C_out: named by the probe with the weight's
+        # channel axes exchanged. Every cell fails, db too: its cases have several channels.
+        "edits": {
+            "conv2d_backward": [
+                ('np.einsum("bohw,bchw->oc", grad_out', 'np.einsum("bohw,bchw->co", grad_out'),
+                ('np.einsum("bohw,oc->bchw", grad_out', 'np.einsum("bohw,co->bchw", grad_out'),
+            ]
+        },
+        "fails": [
+            "test_conv2d_backward_bias",
+            "test_conv2d_backward_weight",
+            "test_conv2d_backward_input",
+            "test_conv2d_backward_strided",
+        ],
+        "hint": "its FIRST axis is the output channel",
+        "names": ["weight's channel axes swapped"],
+    },
     "max_pool_backward_splits_ties": {
         "a": "03",
         "bullet": "ties split between maxima in max-pool backward",
