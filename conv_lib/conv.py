@@ -154,9 +154,18 @@ def conv2d(
     if method == "winograd":
         check_winograd(weight.shape[2:], stride, dilation)
         dtype = np.result_type(x, weight)
+        # the bias is added inside the chunks when it does not widen the result's dtype
+        fused = bias is not None and np.result_type(dtype, bias) == dtype
         out = corr_winograd(
-            x.astype(dtype, copy=False), pads, weight.astype(dtype, copy=False), groups, get_memory_budget()
+            x.astype(dtype, copy=False),
+            pads,
+            weight.astype(dtype, copy=False),
+            groups,
+            get_memory_budget(),
+            bias=bias.astype(dtype) if fused else None,
         )
+        if fused:
+            return out
     else:
         out = corr_nchw(x, weight, stride, dilation, groups, method, pads)
     if bias is not None:
@@ -222,8 +231,8 @@ def conv2d_backward(
         check_winograd(weight.shape[2:], stride, dilation)
         budget = get_memory_budget()
         grad_x = grad_input_winograd(grad_out, weight, pads, groups, budget)
-        grad_w = grad_weight_winograd(grad_out, x, pads, weight.shape, groups, budget)
-        return grad_x, grad_w, grad_out.sum(axis=(0, 2, 3))
+        grad_w, grad_b = grad_weight_winograd(grad_out, x, pads, weight.shape, groups, budget)
+        return grad_x, grad_w, grad_b
     if method == "auto":
         # grad_x of a stride-1 3x3 layer is itself a stride-1 3x3 correlation (of grad_out
         # with the flipped kernel): Winograd where the forward choice would take it

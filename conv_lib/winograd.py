@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from conv_lib.validation import check_choice
-from conv_lib.workspace import Workspace, run_chunks, run_parallel, single_threaded_blas, worker_count
+from conv_lib.workspace import Workspace, run_chunks, single_threaded_blas, thread_workspace, worker_count
 
 __all__ = [
     "FLOAT32_RTOL",
@@ -196,51 +196,145 @@ def check_winograd(kernel: tuple[int, int], stride: tuple[int, int], dilation: t
 # row Y) and each phase is stored with rows of Wf = m*(tw + 1) values (tw tiles per row
 # plus one "garbage" tile). Element (a, b) of tile (ty, tx) is then in phase a % m at
 # flat index (ty + a // m)*Wf + m*tx + b = m*k + ((a // m)*Wf + b), k = ty*(tw + 1) + tx:
-# for every tile of an image it is ONE slice with step m, so gathering the tiles costs
-# n*n strided copies per (channel, image) instead of one per tile row. The garbage tile
-# of each row (tx = tw) is computed and dropped: 1/tw more work. The output uses the
-# same layout (phase i holds output rows m*ty + i) and is put in order at the end.
+# for every tile of a chunk it is ONE slice with step m, so gathering the tiles costs
+# n*n strided copies per chunk instead of one per tile row. The garbage tile of each
+# row (tx = tw) is computed and dropped: 1/tw more work. The output tiles are written
+# back through the same layout (phase i holds output rows m*ty + i), then copied row by
+# row into the result. Every chunk (images, band of tile rows) pads its own part of
+# the input into its thread's work arrays, so nothing of the size of the layer is
+# allocated but the result.
 class _TilePlan:
     """Tiles of the output of ``x (H, W)`` zero-padded by ``pads`` (stride 1, 3x3)."""
 
     def __init__(self, h: int, w: int, pads, m: int):
         (pt, pb), (pl, pr) = pads
         self.m, self.n = m, m + 2
+        self.h, self.w = h, w
         self.ho, self.wo = h + pt + pb - 2, w + pl + pr - 2
         self.th, self.tw = -(-self.ho // m), -(-self.wo // m)
         self.stride = self.tw + 1  # tiles per row of the flat layout (one garbage tile)
         self.wf = m * self.stride  # flat row length
-        # rows per phase: th + 1 read by real tiles, one more for the garbage overhang
-        self.rows = self.th + 2
         self.pads = pads
 
     def positions(self, t0: int, t1: int) -> int:
         """Tiles (garbage included) of tile rows ``t0:t1`` of one image."""
         return (t1 - t0) * self.stride
 
+    def out_rows(self, t0: int, t1: int, i: int) -> int:
+        """Output rows ``m*t + i``, ``t0 <= t < t1``, that exist (``< H_out``)."""
+        return max(0, min(t1, -(-(self.ho - i) // self.m)) - t0)
 
-def _padded(x: np.ndarray, plan: _TilePlan) -> np.ndarray:
-    """``x (N, C, H, W)`` zero-padded, split into row phases and flattened:
-    ``(N, C, m, rows*wf)`` (rows and columns beyond what the tiles read are dropped).
-    Images are copied on conv_lib's threads."""
-    n, c, h, w = x.shape
-    m = plan.m
+
+def _fill_padded(buf: np.ndarray, x: np.ndarray, n0: int, t0: int, plan: _TilePlan) -> None:
+    """``buf (nb, C, m, rows, Wf)`` <- images ``n0:n0+nb`` of ``x`` zero-padded and split
+    into row phases, phase rows ``t0:t0+rows`` (row ``q`` of phase ``r`` is padded row
+    ``m*(t0 + q) + r``); only the zeros that are not overwritten are written."""
+    nb, _, m, rows, wf = buf.shape
     (pt, _), (pl, _) = plan.pads
-    out = np.empty((n, c, m, plan.rows, plan.wf), dtype=x.dtype)
-    c0, c1 = max(0, -pl), min(w, plan.wf - pl)
+    h, w = plan.h, plan.w
+    c0, c1 = 0, min(w, wf - pl)  # input columns that the tiles read
+    if c1 <= c0:
+        buf[...] = 0
+        return
+    buf[..., :pl] = 0
+    buf[..., c1 + pl :] = 0
+    for r in range(m):
+        inner = buf[:, :, r, :, pl : c1 + pl]
+        top = m * t0 + r - pt  # input row of chunk phase row 0
+        q0 = min(rows, max(0, -(top // m)))
+        q1 = max(q0, min(rows, -(-(h - top) // m)))
+        inner[:, :, :q0] = 0
+        inner[:, :, q1:] = 0
+        if q0 < q1:
+            s = top + m * q0
+            inner[:, :, q0:q1] = x[n0 : n0 + nb, :, s : s + m * (q1 - q0 - 1) + 1 : m, c0:c1]
 
-    def fill(a: int, b: int) -> None:
-        out[a:b] = 0
-        for r in range(m):
-            # padded row m*q + r holds input row m*q + r - pt, for q in [q0, q1)
-            q0 = max(0, -(-(pt - r) // m))
-            q1 = min(plan.rows, -(-(h + pt - r) // m))
-            if q0 < q1 and c0 < c1:
-                src = x[a:b, :, m * q0 + r - pt : m * (q1 - 1) + r - pt + 1 : m, c0:c1]
-                out[a:b, :, r, q0:q1, c0 + pl : c1 + pl] = src
 
-    run_parallel(fill, n, min_per_worker=1)
-    return out.reshape(n, c, m, plan.rows * plan.wf)
+def _tile_view(flat: np.ndarray, plan: _TilePlan, row0: int, cols: int, length: int) -> np.ndarray:
+    """Strided view ``(m, cols, C, nb, length)`` of a phase-split ``flat (nb, C, m, R)``:
+    element ``(r, j, c, n, k)`` is ``flat[n, c, r, row0*wf + j + m*k]``, i.e. element
+    ``(m*row0 + r, j)`` of tile ``k`` of image ``n``: one numpy call moves that element
+    of every tile."""
+    s_n, s_c, s_p, s_1 = flat.strides
+    last = row0 * plan.wf + cols - 1 + plan.m * (length - 1)
+    if last >= flat.shape[3]:  # as_strided does not check: never read past the buffer
+        raise AssertionError(f"tile view reaches index {last} of a phase of {flat.shape[3]}")
+    base = flat[..., row0 * plan.wf :]
+    shape = (plan.m, cols, flat.shape[1], flat.shape[0], length)
+    return np.lib.stride_tricks.as_strided(base, shape, (s_p, s_1, s_c, s_n, plan.m * s_1), writeable=True)
+
+
+def _input_tiles(ws: Workspace, x: np.ndarray, n0: int, n1: int, t0: int, t1: int, plan: _TilePlan):
+    """``D (n*n, C, nb, L)``: the ``n x n`` input tiles of tile rows ``t0:t1`` of images
+    ``n0:n1`` (``L`` tiles per image, garbage tiles included), in the thread's work arrays."""
+    m, nn = plan.m, plan.n
+    nb, c = n1 - n0, x.shape[1]
+    rows = t1 - t0 + 2  # the tiles read phase rows t0..t1; the last garbage tile one more value
+    xc = ws.get("x", (nb, c, m, rows, plan.wf))
+    _fill_padded(xc, x, n0, t0, plan)
+    flat = xc.reshape(nb, c, m, rows * plan.wf)
+    length = plan.positions(t0, t1)
+    d = ws.get("d", (nn * nn, c, nb, length))
+    dv = d.reshape(nn, nn, c, nb, length)
+    # row a of a tile is row a // m of phase a % m: one strided copy per a // m
+    for q in range(-(-nn // m)):
+        count = min(m, nn - q * m)
+        dv[q * m : q * m + count] = _tile_view(flat, plan, q, nn, length)[:count]
+    return d
+
+
+def _write_output(out: np.ndarray, ws: Workspace, y: np.ndarray, n0: int, n1: int, t0: int, t1: int, plan):
+    """``out (N, O, H_out, W_out)`` <- the output tiles ``y (m*m, O, nb, L)`` of tile rows
+    ``t0:t1``: through the phase layout (one strided copy per tile element, whose inner
+    loop runs over all L tiles), then row by row into ``out``."""
+    m = plan.m
+    nb, o, thc = n1 - n0, out.shape[1], t1 - t0
+    phases = ws.get("out", (nb, o, m, thc * plan.wf))
+    view = _tile_view(phases, plan, 0, m, plan.positions(t0, t1))
+    for i in range(m):
+        for j in range(m):
+            view[i, j] = y[i * m + j]
+    rows = phases.reshape(nb, o, m, thc, plan.wf)
+    for i in range(m):
+        count = plan.out_rows(t0, t1, i)
+        if count:
+            first = m * t0 + i
+            out[n0:n1, :, first : first + m * (count - 1) + 1 : m] = rows[:, :, i, :count, : plan.wo]
+
+
+def _output_tiles(ws: Workspace, g: np.ndarray, n0: int, n1: int, t0: int, t1: int, plan) -> np.ndarray:
+    """``dY (m*m, O, nb, L)``: ``grad_out`` cut into the ``m x m`` output tiles of tile
+    rows ``t0:t1`` (zero in the garbage tiles and beyond the output): the adjoint of
+    :func:`_write_output`."""
+    m = plan.m
+    nb, o, thc = n1 - n0, g.shape[1], t1 - t0
+    phases = ws.get("out", (nb, o, m, thc, plan.wf))
+    phases[..., plan.wo :] = 0
+    for i in range(m):
+        count = plan.out_rows(t0, t1, i)
+        phases[:, :, i, count:] = 0
+        if count:
+            first = m * t0 + i
+            phases[:, :, i, :count, : plan.wo] = g[n0:n1, :, first : first + m * (count - 1) + 1 : m]
+    length = plan.positions(t0, t1)
+    dy = ws.get("y", (m * m, o, nb, length))
+    flat = phases.reshape(nb, o, m, thc * plan.wf)
+    dy.reshape(m, m, o, nb, length)[...] = _tile_view(flat, plan, 0, m, length)
+    return dy
+
+
+# ----------------------------------------------------------------------------------
+# forward
+# ----------------------------------------------------------------------------------
+def weight_transform(w: np.ndarray, groups: int, m: int = TILE) -> np.ndarray:
+    """``U = G g G^T`` for every filter: ``w (O, C/g, 3, 3)`` -> ``(n*n, g, O/g, C/g)``."""
+    o, cg = w.shape[:2]
+    _, gg, _ = _kron(m, w.dtype.char)
+    # a small product: on the calling thread, so that no BLAS worker thread is woken up
+    # (it would keep spinning on a core while conv_lib's threads do the chunks)
+    with single_threaded_blas():
+        u = gg @ w.reshape(o * cg, 9).T  # (n*n, O*cg)
+    return np.ascontiguousarray(u.reshape(-1, groups, o // groups, cg))
 
 
 def _chunks(n: int, plan: _TilePlan, elements_per_tile: int, itemsize: int, budget: int):
@@ -261,95 +355,32 @@ def _chunks(n: int, plan: _TilePlan, elements_per_tile: int, itemsize: int, budg
             yield n0, n0 + 1, t0, min(plan.th, t0 + band)
 
 
-def _tile_view(flat: np.ndarray, n0: int, n1: int, t0: int, t1: int, plan, row0: int, cols: int):
-    """Strided view ``(m, cols, C, nb, L)`` of a phase-split ``flat (N, C, m, R)``:
-    element ``(r, j, c, n, k)`` is ``flat[n0 + n, c, r, (t0 + row0)*wf + j + m*k]``,
-    i.e. element ``(m*row0 + r, j)`` of tile ``k`` of tile rows ``t0:t1`` of image
-    ``n0 + n``, so that one numpy call moves that element of every tile."""
-    s_n, s_c, s_p, s_1 = flat.strides
-    base = flat[n0:n1, :, :, (t0 + row0) * plan.wf :]
-    shape = (plan.m, cols, flat.shape[1], n1 - n0, plan.positions(t0, t1))
-    return np.lib.stride_tricks.as_strided(base, shape, (s_p, s_1, s_c, s_n, plan.m * s_1))
-
-
-def _gather_tiles(dst: np.ndarray, xf: np.ndarray, n0: int, n1: int, t0: int, t1: int, plan) -> None:
-    """``dst (n*n, C, nb, L)`` <- element ``(a, b)`` of the ``L`` tiles of tile rows
-    ``t0:t1`` (garbage tiles included) of images ``n0:n1`` of ``xf`` (:func:`_padded`).
-    Row ``a`` of a tile is row ``a // m`` of phase ``a % m``: one strided copy per
-    ``a // m``."""
-    m, nn = plan.m, plan.n
-    d = dst.reshape(nn, nn, *dst.shape[1:])
-    for q in range(-(-nn // m)):
-        rows = min(m, nn - q * m)
-        d[q * m : q * m + rows] = _tile_view(xf, n0, n1, t0, t1, plan, q, nn)[:rows]
-
-
-def _scatter_tiles(of: np.ndarray, y: np.ndarray, n0: int, n1: int, t0: int, t1: int, plan) -> None:
-    """Phase-split output ``of (N, O, m, th*wf)`` <- output tiles ``y (m*m, O, nb, L)``
-    (output row ``i`` of a tile is in phase ``i``). One call per tile element: a single
-    strided copy would run its inner loop over the 4 columns of a tile (2x slower)."""
-    m = plan.m
-    view = _tile_view(of, n0, n1, t0, t1, plan, 0, m)
-    for i in range(m):
-        for j in range(m):
-            view[i, j] = y[i * m + j]
-
-
-def _crop(of: np.ndarray, plan: _TilePlan) -> np.ndarray:
-    """The phase-split output ``(N, O, m, th*wf)`` as ``(N, O, H_out, W_out)``: output
-    row ``m*t + i`` is row ``t`` of phase ``i``. Images are copied on conv_lib's threads."""
-    n, o = of.shape[:2]
-    m = plan.m
-    out = np.empty((n, o, plan.ho, plan.wo), dtype=of.dtype)
-    phases = of.reshape(n, o, m, plan.th, plan.wf)
-
-    def copy(a: int, b: int) -> None:
-        for i in range(min(m, plan.ho)):
-            rows = len(range(i, plan.ho, m))
-            out[a:b, :, i::m] = phases[a:b, :, i, :rows, : plan.wo]
-
-    run_parallel(copy, n, min_per_worker=1)
-    return out
-
-
-# ----------------------------------------------------------------------------------
-# forward
-# ----------------------------------------------------------------------------------
-def weight_transform(w: np.ndarray, groups: int, m: int = TILE) -> np.ndarray:
-    """``U = G g G^T`` for every filter: ``w (O, C/g, 3, 3)`` -> ``(n*n, g, O/g, C/g)``."""
-    o, cg = w.shape[:2]
-    _, gg, _ = _kron(m, w.dtype.char)
-    # a small product: on the calling thread, so that no BLAS worker thread is woken up
-    # (it would keep spinning on a core while conv_lib's threads do the chunks)
-    with single_threaded_blas():
-        u = gg @ w.reshape(o * cg, 9).T  # (n*n, O*cg)
-    return np.ascontiguousarray(u.reshape(-1, groups, o // groups, cg))
-
 
 def _plan_chunks(n: int, c: int, o: int, plan: _TilePlan, itemsize: int, budget: int):
     """Chunks of tiles; every thread's buffers for one chunk stay within the budget."""
-    per_tile = plan.n**2 * (2 * c + o) + plan.m**2 * o  # D, V, the products, the output tiles
+    # per tile: D, V, the products, the output tiles, the padded input and output rows
+    per_tile = plan.n**2 * (2 * c + o) + plan.m**2 * (o + c + o)
     budget_per_thread = max(1, budget // worker_count())
     return list(_chunks(n, plan, per_tile, itemsize, budget_per_thread))
 
 
-def _input_transform(ws: Workspace, xf, n0, n1, t0, t1, plan, bb):
-    """``V = kron(B^T, B^T) @ D``: ``(n*n, C, nb*L)`` for the chunk's tiles."""
-    c = xf.shape[1]
-    nn2, length = plan.n**2, plan.positions(t0, t1)
-    d = ws.get("d", (nn2, c, n1 - n0, length))
-    _gather_tiles(d, xf, n0, n1, t0, t1, plan)
-    p = (n1 - n0) * length
-    v = ws.get("v", (nn2, c * p))
-    return np.matmul(bb, d.reshape(nn2, c * p), out=v).reshape(nn2, c, p)
+def _ones_position(m: int) -> int:
+    """Position of the transformed tile that the output transform spreads evenly over
+    the whole output tile (the interpolation point 1: ``A^T[:, 1]`` is all ones), so
+    adding ``b`` there adds ``b`` to every output; its adjoint sums a tile."""
+    return (m + 2) + 1
 
 
-def corr_winograd(x: np.ndarray, pads, w: np.ndarray, groups: int, budget: int, m: int = TILE) -> np.ndarray:
+def corr_winograd(
+    x: np.ndarray, pads, w: np.ndarray, groups: int, budget: int, m: int = TILE, bias: Any = None
+) -> np.ndarray:
     """Cross-correlation of ``x (N, C, H, W)`` zero-padded by ``pads`` with the 3x3 kernels
-    ``w (O, C/g, 3, 3)`` at stride 1, by ``F(m x m, 3x3)``; returns ``(N, O, H_out, W_out)``.
+    ``w (O, C/g, 3, 3)`` at stride 1, by ``F(m x m, 3x3)``, plus ``bias (O,)`` if given;
+    returns ``(N, O, H_out, W_out)``.
 
-    ``x`` and ``w`` share a floating dtype (validated by the caller). Chunks of tiles run
-    on conv_lib's threads (:func:`conv_lib.algorithms.run_chunks`)."""
+    ``x``, ``w`` and ``bias`` share a floating dtype (validated by the caller). Chunks of
+    tiles run on conv_lib's threads (:func:`conv_lib.workspace.run_chunks`), each in its
+    thread's work arrays (:func:`conv_lib.workspace.thread_workspace`)."""
     n, c, h, wd = x.shape
     o, cg = w.shape[:2]
     og = o // groups
@@ -357,22 +388,25 @@ def corr_winograd(x: np.ndarray, pads, w: np.ndarray, groups: int, budget: int, 
     nn2, mm = plan.n**2, m * m
     aa, _, bb = _kron(m, x.dtype.char)
     u = weight_transform(w, groups, m)
-    xf = _padded(x, plan)
-    of = np.empty((n, o, m, plan.th * plan.wf), dtype=x.dtype)
+    ones = _ones_position(m)
+    out = np.empty((n, o, plan.ho, plan.wo), dtype=x.dtype)
     chunks = _plan_chunks(n, c, o, plan, x.itemsize, budget)
 
     def work(k0: int, k1: int) -> None:
-        ws = Workspace(x.dtype)
+        ws = thread_workspace(x.dtype)
         for n0, n1, t0, t1 in chunks[k0:k1]:
-            v = _input_transform(ws, xf, n0, n1, t0, t1, plan, bb)
-            p = v.shape[2]
+            d = _input_tiles(ws, x, n0, n1, t0, t1, plan)
+            p = d.shape[2] * d.shape[3]
+            v = np.matmul(bb, d.reshape(nn2, c * p), out=ws.get("v", (nn2, c * p)))
             prod = ws.get("prod", (nn2, groups, og, p))
             np.matmul(u, v.reshape(nn2, groups, cg, p), out=prod)
+            if bias is not None:
+                prod[ones].reshape(o, p)[...] += bias[:, None]
             y = np.matmul(aa, prod.reshape(nn2, o * p), out=ws.get("y", (mm, o * p)))
-            _scatter_tiles(of, y.reshape(mm, o, n1 - n0, p // (n1 - n0)), n0, n1, t0, t1, plan)
+            _write_output(out, ws, y.reshape(mm, o, n1 - n0, p // (n1 - n0)), n0, n1, t0, t1, plan)
 
     run_chunks(work, len(chunks))
-    return _crop(of, plan)
+    return out
 
 
 # ----------------------------------------------------------------------------------
@@ -397,45 +431,38 @@ def grad_input_winograd(g: np.ndarray, w: np.ndarray, pads, groups: int, budget:
 
 def grad_weight_winograd(
     g: np.ndarray, x: np.ndarray, pads, w_shape, groups: int, budget: int, m: int = TILE
-) -> np.ndarray:
-    """Gradient w.r.t. the 3x3 weight, ``(O, C/g, 3, 3)``: the adjoint of the forward
-    steps, ``G^T [ sum over tiles of (A dY A^T) * (B^T d B) ] G``."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gradients w.r.t. the 3x3 weight, ``(O, C/g, 3, 3)``, and the bias, ``(O,)``: the
+    adjoint of the forward steps, ``G^T [ sum over tiles of (A dY A^T) * (B^T d B) ] G``;
+    the bias gradient is the adjoint of adding the bias at :func:`_ones_position`."""
     n, c, h, wd = x.shape
     o, cg = w_shape[:2]
     og = o // groups
     plan = _TilePlan(h, wd, pads, m)
     nn2, mm = plan.n**2, m * m
     aa, gg, bb = _kron(m, x.dtype.char)
-    xf = _padded(x, plan)
-    # grad_out in the output's phase-split layout, zero in the garbage tiles and beyond
-    gf = np.zeros((n, o, plan.th, m, plan.wf), dtype=x.dtype)
-    gf.reshape(n, o, plan.th * m, plan.wf)[:, :, : plan.ho, : plan.wo] = g
-    gf = np.ascontiguousarray(gf.transpose(0, 1, 3, 2, 4)).reshape(n, o, m, plan.th * plan.wf)
+    ones = _ones_position(m)
     chunks = _plan_chunks(n, c, o, plan, x.itemsize, budget)
 
-    def work(k0: int, k1: int) -> np.ndarray:
-        ws = Workspace(x.dtype)
+    def work(k0: int, k1: int) -> tuple[np.ndarray, np.ndarray]:
+        ws = thread_workspace(x.dtype)
         du = np.zeros((nn2, groups, og, cg), dtype=x.dtype)
+        db = np.zeros(o, dtype=x.dtype)
         for n0, n1, t0, t1 in chunks[k0:k1]:
-            v = _input_transform(ws, xf, n0, n1, t0, t1, plan, bb)
-            p = v.shape[2]
-            dy = ws.get("y", (mm, o, n1 - n0, p // (n1 - n0)))
-            _gather_grads(dy, gf, n0, n1, t0, t1, plan)
+            d = _input_tiles(ws, x, n0, n1, t0, t1, plan)
+            p = d.shape[2] * d.shape[3]
+            v = np.matmul(bb, d.reshape(nn2, c * p), out=ws.get("v", (nn2, c * p)))
+            dy = _output_tiles(ws, g, n0, n1, t0, t1, plan)
             z = np.matmul(aa.T, dy.reshape(mm, o * p), out=ws.get("prod", (nn2, o * p)))
+            db += z[ones].reshape(o, p).sum(axis=1)
             vt = v.reshape(nn2, groups, cg, p).transpose(0, 1, 3, 2)
             du += np.matmul(z.reshape(nn2, groups, og, p), vt)
-        return du
+        return du, db
 
-    du = sum(run_chunks(work, len(chunks)))
+    parts = run_chunks(work, len(chunks))
+    du = sum(part[0] for part in parts)
     gw = gg.T @ du.reshape(nn2, o * cg)  # (9, O*cg)
-    return np.ascontiguousarray(gw.T).reshape(w_shape)
-
-
-def _gather_grads(dst, gf, n0, n1, t0, t1, plan) -> None:
-    """``dst (m*m, O, nb, L)`` <- ``grad_out`` cut into ``m x m`` tiles (the adjoint of
-    :func:`_scatter_tiles`)."""
-    m = plan.m
-    dst.reshape(m, m, *dst.shape[1:])[...] = _tile_view(gf, n0, n1, t0, t1, plan, 0, m)
+    return np.ascontiguousarray(gw.T).reshape(w_shape), sum(part[1] for part in parts)
 
 
 def winograd_error(m: int, c_in: int = 64, dtype: Any = np.float32, seed: int = 0, size: int = 16) -> float:
