@@ -40,7 +40,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from conv_lib import choose_method, conv2d, conv2d_backward, correlate2d  # noqa: E402
+from conv_lib import choose_method, conv2d, conv2d_backward, correlate2d, release_workspaces  # noqa: E402
 from conv_lib.timing import block_times  # noqa: E402
 
 PEAK = {"gflops": float("nan")}
@@ -69,7 +69,9 @@ def peak_gflops() -> float:
 
 
 def traced_peak_mib(fn: Callable[[], object]) -> float:
-    """Largest memory NumPy allocated during one call (tracemalloc), in MiB."""
+    """Largest memory NumPy allocated during one call (tracemalloc), in MiB, counting the
+    work arrays that conv_lib's threads keep between calls (released first)."""
+    release_workspaces()
     tracemalloc.start()
     try:
         fn()

@@ -65,7 +65,7 @@ from conv_lib.stepwise import (  # noqa: F401
 
 # --- section: NCHW layers, pooling, algorithms, gradcheck (owner: lib-nchw) ---
 from conv_lib.algorithms import LAYER_METHODS, METHODS, choose_method  # noqa: F401
-from conv_lib.im2col import col2im, im2col  # noqa: F401
+from conv_lib.im2col_gemm import col2im, im2col  # noqa: F401
 from conv_lib.conv import conv2d, conv2d_backward, conv_transpose2d  # noqa: F401
 from conv_lib.pooling import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward  # noqa: F401
 from conv_lib.signal2d import convolve2d, correlate2d  # noqa: F401

@@ -17,7 +17,7 @@ integer-valued inputs "direct" and "im2col" are exact):
 ``"im2col"``
     Copies every receptive field into a column and computes all outputs with matrix
     products ``W (C_out, C_in*kH*kW) @ cols``. The layers build the columns on the
-    flattened padded image (:class:`conv_lib.im2col.FlatPlan`): there the input of a tap is one
+    flattened padded image (:class:`conv_lib.im2col_gemm.FlatPlan`): there the input of a tap is one
     contiguous slice for a whole band of output rows, so the column matrix is made of
     ``kH*kW`` block copies (strides become stride 1 by splitting the image into its
     polyphase components), built a chunk at a time (a few MiB, that stay in the CPU
@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from conv_lib.im2col import (
+from conv_lib.im2col_gemm import (
     _chunks,
     _cols_limit,
     _fill_cols,
@@ -289,9 +289,10 @@ def corr_nchw(
     groups: int,
     method: str,
     pads: Pads = ((0, 0), (0, 0)),
+    bias: np.ndarray | None = None,
 ) -> np.ndarray:
     """Cross-correlation of ``x (N, C, H, W)``, zero-padded by ``pads``, with
-    ``w (O, C/g, kH, kW)``.
+    ``w (O, C/g, kH, kW)``, plus ``bias (O,)`` if given (same dtype as the result).
 
     Inputs are validated by the caller; returns ``(N, O, H_out, W_out)`` in the
     common floating dtype.
@@ -300,11 +301,15 @@ def corr_nchw(
     x = x.astype(dtype, copy=False)
     w = w.astype(dtype, copy=False)
     if method == "im2col":
-        return corr_flat(x, pads, w, stride, dilation, groups)
+        return corr_flat(x, pads, w, stride, dilation, groups, bias)
     xp = pad_hw(x, pads)
     if method == "direct":
-        return _corr_direct(xp, w, stride, dilation, groups)
-    return _corr_fft(xp, w, stride, dilation, groups)
+        out = _corr_direct(xp, w, stride, dilation, groups)
+    else:
+        out = _corr_fft(xp, w, stride, dilation, groups)
+    if bias is not None:
+        out += bias[:, None, None]
+    return out
 
 
 def _corr_direct(xp, w, stride, dilation, groups):
@@ -580,6 +585,25 @@ def grad_weight(
     x = x.astype(dtype, copy=False)
     if method == "direct":
         return grad_weight_nchw(g, pad_hw(x, pads), w_shape, stride, dilation, groups, method)
+    return grad_weight_flat(g, x, pads, w_shape, stride, dilation, groups)[0]
+
+
+def grad_weight_bias(
+    g: np.ndarray,
+    x: np.ndarray,
+    pads: Pads,
+    w_shape: tuple[int, int, int, int],
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+    groups: int,
+    method: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(grad_weight, grad_bias)`` of the correlation: :func:`grad_weight`, and ``g``
+    summed over batch and space (``"im2col"`` sums each chunk while it is in the cache)."""
+    if method == "direct":
+        return grad_weight(g, x, pads, w_shape, stride, dilation, groups, method), g.sum(axis=(0, 2, 3))
+    dtype = result_dtype(g, x)
+    g, x = g.astype(dtype, copy=False), x.astype(dtype, copy=False)
     return grad_weight_flat(g, x, pads, w_shape, stride, dilation, groups)
 
 

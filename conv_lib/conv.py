@@ -27,10 +27,10 @@ from conv_lib.algorithms import (
     choose_method,
     corr_nchw,
     grad_input,
-    grad_weight,
+    grad_weight_bias,
     resolve_layer_method,
 )
-from conv_lib.layout import Pads, out_len
+from conv_lib.layout import Pads, out_len, result_dtype
 from conv_lib.validation import as_array, as_pair, check_choice, check_groups
 from conv_lib.winograd import check_winograd, corr_winograd, grad_input_winograd, grad_weight_winograd
 from conv_lib.workspace import get_memory_budget
@@ -151,24 +151,17 @@ def conv2d(
         x, weight, bias, stride, padding, dilation, groups
     )
     method = resolve_layer_method(method, x.shape, weight.shape, stride, dilation, x.dtype)
+    dtype = result_dtype(x, weight)
+    # the bias is added inside the chunks when it does not widen the result's dtype
+    fused = bias is not None and np.result_type(dtype, bias) == dtype
+    fused_bias = bias.astype(dtype) if fused else None
     if method == "winograd":
         check_winograd(weight.shape[2:], stride, dilation)
-        dtype = np.result_type(x, weight)
-        # the bias is added inside the chunks when it does not widen the result's dtype
-        fused = bias is not None and np.result_type(dtype, bias) == dtype
-        out = corr_winograd(
-            x.astype(dtype, copy=False),
-            pads,
-            weight.astype(dtype, copy=False),
-            groups,
-            get_memory_budget(),
-            bias=bias.astype(dtype) if fused else None,
-        )
-        if fused:
-            return out
+        x, weight = x.astype(dtype, copy=False), weight.astype(dtype, copy=False)
+        out = corr_winograd(x, pads, weight, groups, get_memory_budget(), bias=fused_bias)
     else:
-        out = corr_nchw(x, weight, stride, dilation, groups, method, pads)
-    if bias is not None:
+        out = corr_nchw(x, weight, stride, dilation, groups, method, pads, fused_bias)
+    if bias is not None and not fused:
         out = out.astype(np.result_type(out, bias), copy=False)
         out += bias[:, None, None]
     return out
@@ -239,12 +232,13 @@ def conv2d_backward(
         transposed_w = (weight.shape[1] * groups, weight.shape[0] // groups, *weight.shape[2:])
         if choose_method(grad_out.shape, transposed_w, stride, dilation, dtype) == "winograd":
             grad_x = grad_input_winograd(grad_out, weight, pads, groups, get_memory_budget())
-            grad_w = grad_weight(grad_out, x, pads, weight.shape, stride, dilation, groups, "im2col")
-            return grad_x, grad_w, grad_out.sum(axis=(0, 2, 3))
+            grad_w, grad_b = grad_weight_bias(
+                grad_out, x, pads, weight.shape, stride, dilation, groups, "im2col"
+            )
+            return grad_x, grad_w, grad_b
     method = "direct" if method == "direct" else "im2col"
     grad_x = grad_input(grad_out, weight, x.shape[2:], pads, stride, dilation, groups, method)
-    grad_w = grad_weight(grad_out, x, pads, weight.shape, stride, dilation, groups, method)
-    grad_b = grad_out.sum(axis=(0, 2, 3))
+    grad_w, grad_b = grad_weight_bias(grad_out, x, pads, weight.shape, stride, dilation, groups, method)
     return grad_x, grad_w, grad_b
 
 

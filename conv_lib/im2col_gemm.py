@@ -258,8 +258,9 @@ def _weight_matrix(w: np.ndarray, groups: int) -> np.ndarray:
     )
 
 
-def corr_flat(x, pads, w, stride, dilation, groups):
-    """Cross-correlation of ``x (N, C, H, W)`` zero-padded by ``pads`` with ``w``.
+def corr_flat(x, pads, w, stride, dilation, groups, bias=None):
+    """Cross-correlation of ``x (N, C, H, W)`` zero-padded by ``pads`` with ``w``, plus
+    ``bias (O,)`` if given (added to each chunk's products while they are in the cache).
     Chunks of output rows run on conv_lib's threads (:func:`run_chunks`)."""
     n, c, h, wd = x.shape
     o, cg, kh, kw = w.shape
@@ -280,6 +281,8 @@ def corr_flat(x, pads, w, stride, dilation, groups):
             _fill_flat_cols(cols, ph, n0, n1, y0, y1, plan, groups)
             res = ws.get("res", (groups, o // groups, m * r * wq))
             np.matmul(wm, cols.reshape(groups, kk, m * r * wq), out=res)
+            if bias is not None:
+                res += bias.reshape(groups, o // groups, 1)
             out[n0:n1, :, y0:y1] = res.reshape(o, m, r, wq)[..., :wo].transpose(1, 0, 2, 3)
 
     run_chunks(work, len(chunks))
@@ -287,7 +290,8 @@ def corr_flat(x, pads, w, stride, dilation, groups):
 
 
 def grad_weight_flat(g, x, pads, w_shape, stride, dilation, groups):
-    """``grad_w[o, c, i, j] = sum g[n, o, y, x] * x_pad[n, c, s*y + d*i, s*x + d*j]``:
+    """``(grad_w, grad_b)``: ``grad_w[o, c, i, j] = sum g[n, o, y, x] * x_pad[n, c, s*y + d*i, s*x + d*j]``
+    and ``grad_b[o] = sum g[n, o, y, x]``:
     one GEMM ``grad (O, positions) @ cols.T (positions, taps*C)`` per chunk, on the
     flat grid (grad_out is zero-extended to Wq columns, so the garbage columns of the
     column matrix are multiplied by zero); chunks run on conv_lib's threads."""
@@ -300,9 +304,10 @@ def grad_weight_flat(g, x, pads, w_shape, stride, dilation, groups):
     wo, wq = plan.wo, plan.wq
     chunks = _flat_chunks(n, plan, taps * c * x.itemsize, x.itemsize)
 
-    def work(k0: int, k1: int) -> np.ndarray:
+    def work(k0: int, k1: int) -> tuple[np.ndarray, np.ndarray]:
         ws = thread_workspace(x.dtype)
         gw = np.zeros((groups, og, kk), dtype=x.dtype)
+        gb = np.zeros(o, dtype=x.dtype)
         for n0, n1, y0, y1 in chunks[k0:k1]:
             m, r = n1 - n0, y1 - y0
             cols = ws.get("cols", (groups, taps, cg, m, r * wq))
@@ -313,10 +318,13 @@ def grad_weight_flat(g, x, pads, w_shape, stride, dilation, groups):
             gw += np.matmul(
                 gg.reshape(groups, og, m * r * wq), cols.reshape(groups, kk, m * r * wq).transpose(0, 2, 1)
             )
-        return gw
+            gb += gg.reshape(o, m * r * wq).sum(axis=1)
+        return gw, gb
 
-    gw = sum(run_chunks(work, len(chunks)))
-    return np.ascontiguousarray(gw.reshape(groups, og, taps, cg).transpose(0, 1, 3, 2)).reshape(w_shape)
+    parts = run_chunks(work, len(chunks))
+    gw = sum(part[0] for part in parts)
+    gw = np.ascontiguousarray(gw.reshape(groups, og, taps, cg).transpose(0, 1, 3, 2)).reshape(w_shape)
+    return gw, sum(part[1] for part in parts)
 
 
 def grad_input_flat(g, w, x_hw, pads, dilation, groups):
