@@ -55,6 +55,7 @@ from conv_lib.im2col_gemm import (
     col2im,
     corr_flat,
     grad_input_flat,
+    grad_input_flat_strided,
     grad_weight_flat,
     im2col,
 )
@@ -559,6 +560,9 @@ def grad_input(
     every_row_read = g.shape[2] + eh == hp and g.shape[3] + ew == wp
     if method != "direct" and stride == (1, 1) and every_row_read:
         return grad_input_flat(g, w, x_hw, pads, dilation, groups)
+    if method != "direct":
+        x_shape = (g.shape[0], w.shape[1] * groups, *x_hw)
+        return grad_input_flat_strided(g, w, x_shape, pads, stride, dilation, groups)
     xp_shape = (g.shape[0], w.shape[1] * groups, hp, wp)
     # BLAS on the calling thread: a woken OpenBLAS worker keeps spinning for a while
     # after the call and would take a core from the chunks that conv_lib's threads run next

@@ -23,7 +23,7 @@ from conv_lib.workspace import (
     worker_count,
 )
 
-__all__ = ["col2im", "corr_flat", "grad_input_flat", "grad_weight_flat", "im2col"]
+__all__ = ["col2im", "corr_flat", "grad_input_flat", "grad_input_flat_strided", "grad_weight_flat", "im2col"]
 
 
 # ----------------------------------------------------------------------------------
@@ -345,3 +345,67 @@ def grad_input_flat(g, w, x_hw, pads, dilation, groups):
     if out.shape[2:] != tuple(x_hw):
         out = np.ascontiguousarray(out[:, :, top : top + x_hw[0], left : left + x_hw[1]])
     return out
+
+
+def _from_phases(ph: np.ndarray, x_shape, pads: Pads, stride: tuple[int, int], plan: FlatPlan) -> np.ndarray:
+    """The adjoint of :func:`_to_phases` (without its zero padding): ``(N, C, H, W)`` from
+    the polyphase components ``ph (N, P, C, flen)`` of the padded image; input pixels in
+    no component (a dilation that skips them) are zero."""
+    n, c, h, w = x_shape
+    (pt, _), (pl, _) = pads
+    sh, sw = stride
+    hq, wq = plan.hq, plan.wq
+    out = np.zeros(x_shape, dtype=ph.dtype)
+    for k, (a, b) in enumerate(plan.phases):
+        q0, q1 = max(0, -(-(pt - a) // sh)), max(0, min(hq, -(-(pt + h - a) // sh)))
+        r0, r1 = max(0, -(-(pl - b) // sw)), max(0, min(wq, -(-(pl + w - b) // sw)))
+        if q0 < q1 and r0 < r1:
+            grid = ph[:, k, :, : hq * wq].reshape(n, c, hq, wq)
+            rows = tap_slice(a + sh * q0 - pt, q1 - q0, sh)
+            cols = tap_slice(b + sw * r0 - pl, r1 - r0, sw)
+            out[:, :, rows, cols] = grid[:, :, q0:q1, r0:r1]
+    return out
+
+
+def grad_input_flat_strided(g, w, x_shape, pads, stride, dilation, groups):
+    """Gradient w.r.t. the (unpadded) input of any layer, on the flat grid: per chunk of
+    output rows, ``W^T @ grad_out`` gives every tap's contribution (one GEMM), and each
+    tap adds its block to ONE contiguous slice of a polyphase component of the padded
+    input (the adjoint of :func:`_fill_flat_cols`; no strided scatter). Chunks of whole
+    images write to their own images; bands of one image's rows overlap, so each thread
+    then adds into its own copy, summed at the end."""
+    n, c = x_shape[:2]
+    o, cg, kh, kw = w.shape
+    og, taps = o // groups, kh * kw
+    plan = FlatPlan(x_shape[2] + sum(pads[0]), x_shape[3] + sum(pads[1]), (kh, kw), stride, dilation)
+    # grad_out may cover fewer rows/columns than the input allows (a transposed
+    # convolution's output padding): the input's extra rows receive nothing
+    ho, wo, wq = g.shape[2], g.shape[3], plan.wq
+    # (groups, taps*cg, og): row (t, c) of group gi is w[gi*og:(gi+1)*og, c, tap t]
+    wt = np.ascontiguousarray(_weight_matrix(w, groups).transpose(0, 2, 1))
+    limit = max(1, _flat_limit(g.itemsize) // worker_count())
+    chunks = list(_chunks(n, ho, taps * c * g.itemsize * wq, limit))
+    shape = (n, len(plan.phases), c, plan.flen)
+    whole_images = all(y0 == 0 and y1 == ho for _, _, y0, y1 in chunks)
+    shared = np.zeros(shape, dtype=g.dtype) if whole_images else None
+
+    def work(k0: int, k1: int) -> np.ndarray | None:
+        ws = thread_workspace(g.dtype)
+        acc = shared if shared is not None else np.zeros(shape, dtype=g.dtype)
+        for n0, n1, y0, y1 in chunks[k0:k1]:
+            m, r = n1 - n0, y1 - y0
+            gg = ws.get("grad", (o, m, r, wq))
+            gg[..., :wo] = g[n0:n1, :, y0:y1].transpose(1, 0, 2, 3)
+            gg[..., wo:] = 0  # garbage columns: nothing flows back from them
+            cols = ws.get("cols", (groups, taps * cg, m * r * wq))
+            np.matmul(wt, gg.reshape(groups, og, m * r * wq), out=cols)
+            per_tap = cols.reshape(groups, taps, cg, m, r * wq)
+            p0, p1 = y0 * wq, y1 * wq
+            for t, (k, off) in enumerate(plan.taps):
+                dst = acc[n0:n1, k, :, off + p0 : off + p1].reshape(m, groups, cg, p1 - p0)
+                dst += per_tap[:, t].transpose(2, 0, 1, 3)
+        return None if shared is not None else acc
+
+    parts = [part for part in run_chunks(work, len(chunks)) if part is not None]
+    total = shared if shared is not None else sum(parts)
+    return _from_phases(total, tuple(x_shape), pads, stride, plan)

@@ -18,6 +18,7 @@ from conv_lib import (
     conv_transpose2d,
     get_memory_budget,
     im2col,
+    release_workspaces,
     set_memory_budget,
 )
 
@@ -180,6 +181,7 @@ def restore_budget():
 
 
 def _peaks(fn_forward, fn_backward):
+    release_workspaces()  # the work arrays kept between calls are allocated, and counted, anew
     tracemalloc.start()
     try:
         out = fn_forward()
@@ -225,17 +227,25 @@ def test_memory_budget_is_honoured(method, restore_budget):
         np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-12)
 
 
-def test_memory_budget_chunk_sizes_agree(restore_budget):
-    """Tiny budgets (one output row per chunk) give the unchunked result."""
+@pytest.mark.parametrize("batch", [1, 3])
+def test_memory_budget_chunk_sizes_agree(batch, restore_budget):
+    """Tiny budgets (one output row per chunk) give the unchunked result, forward and
+    backward (a strided layer's grad_x: bands of one image's rows overlap, whole images
+    do not)."""
     rng = np.random.default_rng(10)
-    x, w = rng.standard_normal((3, 4, 20, 17)), rng.standard_normal((5, 4, 3, 3))
+    x, w = rng.standard_normal((batch, 4, 20, 17)), rng.standard_normal((6, 2, 3, 3))
+    kwargs = dict(stride=2, padding=1, groups=2)
+    g = rng.standard_normal(conv2d(x, w, **kwargs).shape)
     set_memory_budget(2**30)
-    ref = conv2d(x, w, stride=2, padding=1, method="im2col")
+    ref = conv2d(x, w, method="im2col", **kwargs)
+    ref_back = conv2d_backward(g, x, w, method="im2col", **kwargs)
     for budget in (1, 1000, 50_000):
         set_memory_budget(budget)
         for method in ("im2col", "fft"):
-            got = conv2d(x, w, stride=2, padding=1, method=method)
+            got = conv2d(x, w, method=method, **kwargs)
             np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
+        for a, b in zip(conv2d_backward(g, x, w, method="im2col", **kwargs), ref_back, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
 def test_choose_method_nchw():
