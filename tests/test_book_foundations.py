@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from book_pages import read_page
 from scipy.signal import convolve2d as scipy_convolve2d
 from scipy.signal import correlate2d as scipy_correlate2d
 
@@ -64,15 +65,9 @@ class _Page(HTMLParser):
         return "".join(self.text_parts)
 
 
-def _html(site_dir: Path, name: str) -> str:
-    path = site_dir / "chapters" / f"{name}.html"
-    assert path.exists(), f"{path} was not built"
-    return path.read_text(encoding="utf-8")
-
-
 def _parse(site_dir: Path, name: str) -> _Page:
     page = _Page()
-    page.feed(_html(site_dir, name))
+    page.feed(read_page(site_dir, name))
     return page
 
 
@@ -95,7 +90,7 @@ def test_page_built_with_title_and_no_errors(site_dir, name):
     assert PAGES[name] in text
     assert "placeholder" not in text.lower()
     assert "Traceback" not in text, f"{name}: an output shows a traceback"
-    assert 'class="output stderr"' not in _html(site_dir, name), f"{name}: a cell wrote to stderr"
+    assert 'class="output stderr"' not in read_page(site_dir, name), f"{name}: a cell wrote to stderr"
 
 
 @pytest.mark.parametrize("name", list(PAGES))
@@ -107,7 +102,7 @@ def test_page_opens_with_learn_and_need(site_dir, name):
 
 @pytest.mark.parametrize("name", list(PAGES))
 def test_page_has_exercises_with_dropdown_solutions(site_dir, name):
-    html = _html(site_dir, name)
+    html = read_page(site_dir, name)
     assert html.count('class="admonition exercise') >= 2 or html.count("exercise admonition") >= 2
     solutions = re.findall(r'<div class="([^"]*solution[^"]*)"', html)
     assert solutions, f"{name}: no solutions"
@@ -160,7 +155,7 @@ def test_theory_properties_hold_exactly(site_dir):
 
 
 def test_step_by_step_animations(site_dir, summary_feature_map):
-    html = _html(site_dir, "step_by_step")
+    html = read_page(site_dir, "step_by_step")
     players = html.split('<div class="animation">')[1:]
     assert len(players) >= 2, "expected the one-page summary animation and the stride/padding animation"
     first = players[0]
@@ -199,6 +194,6 @@ def test_backpropagation_gradient_checks_pass(site_dir):
 
 
 def test_notation_links_to_other_chapters(site_dir):
-    html = _html(site_dir, "notation")
+    html = read_page(site_dir, "notation")
     for target in ("theory.html", "step_by_step.html", "efficient_convolution.html", "backpropagation.html"):
         assert f'href="{target}' in html, target

@@ -11,44 +11,19 @@ phone sizes (fixtures of tests/test_website.py).
 
 from __future__ import annotations
 
-import html
 import re
-from pathlib import Path
 
 import pytest
+from book_pages import NUMBER, find, main_text, read_page, table_rows, to_number
 from test_website import ARTIFACTS, DESKTOP, PHONE, page_url, wait_for_math
 
 import conv_lib as cl
 
 PAGES = {"cnn_in_practice": 5, "hyperparameters": 1, "modern_layers": 3}  # page -> min. figures
-NUMBER = r"(-?[\d.,]+(?:e[-+]?\d+)?)"
-
-
-def _html(site_dir: Path, page: str) -> str:
-    path = site_dir / "chapters" / f"{page}.html"
-    assert path.exists(), f"{path} was not built"
-    return path.read_text(encoding="utf-8")
-
-
-def _text(page_html: str) -> str:
-    main = page_html.split("<main", 1)[-1]
-    text = re.sub(r"<(script|style)\b.*?</\1>", " ", main, flags=re.S)
-    text = html.unescape(re.sub(r"<[^>]+>", " ", text))
-    return re.sub(r"\s+", " ", text)
-
-
-def _find(pattern: str, text: str) -> re.Match:
-    m = re.search(pattern, text)
-    assert m, f"not found on the page: {pattern!r}"
-    return m
-
-
-def _num(s: str) -> float:
-    return float(s.replace(",", ""))
 
 
 def _pct(s: str) -> float:
-    return _num(s) / 100
+    return to_number(s) / 100
 
 
 def _ints(cell: str) -> list[int]:
@@ -56,23 +31,12 @@ def _ints(cell: str) -> list[int]:
     return [int(v.replace(",", "")) for v in re.findall(r"\d[\d,]*", cell)]
 
 
-def _table_rows(page_html: str) -> list[list[str]]:
-    """Cells of every body row of every table on the page, as text."""
-    rows = []
-    for body in re.findall(r"<tbody>(.*?)</tbody>", page_html, flags=re.S):
-        for tr in re.findall(r"<tr[^>]*>(.*?)</tr>", body, flags=re.S):
-            cells = re.findall(r"<td[^>]*>(.*?)</td>", tr, flags=re.S)
-            text = [html.unescape(re.sub(r"<[^>]+>", " ", c)) for c in cells]
-            rows.append([re.sub(r"\s+", " ", t).strip() for t in text])
-    return rows
-
-
 # --- every page --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("page", sorted(PAGES))
 def test_pages_built_cleanly_with_exercises_and_described_figures(site_dir, page):
-    page_html = _html(site_dir, page)
-    text = _text(page_html)
+    page_html = read_page(site_dir, page)
+    text = main_text(page_html)
     assert "Traceback" not in text and "output stderr" not in page_html
     assert "What you will learn" in text and "What you need" in text
     assert text.count("Exercise") >= 2 and "Solution" in text
@@ -87,7 +51,7 @@ def test_pages_built_cleanly_with_exercises_and_described_figures(site_dir, page
 # --- cnn_in_practice -----------------------------------------------------------------------
 
 def _model_rows(site_dir):
-    rows = {r[0].split(",")[0]: r for r in _table_rows(_html(site_dir, "cnn_in_practice")) if len(r) == 6}
+    rows = {r[0].split(",")[0]: r for r in table_rows(read_page(site_dir, "cnn_in_practice")) if len(r) == 6}
     assert "CNN (2 conv blocks)" in rows, rows
     dense = [k for k in rows if k.startswith("dense 784-")]
     assert len(dense) == 1, rows
@@ -103,12 +67,12 @@ def _acc_cells(row):
 def test_cnn_and_dense_have_the_counts_conv_lib_computes(site_dir):
     cnn, dense, dense_name = _model_rows(site_dir)
     net = cl.ConvNet((1, 28, 28), (cl.ConvBlock(8, 3), cl.ConvBlock(16, 3)))
-    assert _num(cnn[1]) == net.param_count() == 9098
-    assert _num(cnn[2]) == net.macs()["total"]
+    assert to_number(cnn[1]) == net.param_count() == 9098
+    assert to_number(cnn[2]) == net.macs()["total"]
     hidden = cl.dense_width_for_budget(784, net.param_count())
     assert dense_name.replace(" ", "") == f"dense784-{hidden}-10"
-    assert _num(dense[1]) == cl.param_count(cl.DenseNet(784, (hidden,))) >= net.param_count()
-    assert _num(dense[2]) == cl.dense_macs(784, hidden) + cl.dense_macs(hidden, 10)
+    assert to_number(dense[1]) == cl.param_count(cl.DenseNet(784, (hidden,))) >= net.param_count()
+    assert to_number(dense[2]) == cl.dense_macs(784, hidden) + cl.dense_macs(hidden, 10)
 
 
 def test_cnn_beats_the_same_budget_dense_network_beyond_the_seed_spread(site_dir):
@@ -119,21 +83,21 @@ def test_cnn_beats_the_same_budget_dense_network_beyond_the_seed_spread(site_dir
     assert c_mean >= 0.93, "the deeper CNN should reach at least 93% on MNIST test digits"
     assert c_mean - d_mean > 2 * max(c_sd, d_sd), "the gain is not clear of the spread between seeds"
     assert c_worst > d_best, "the worst CNN seed should beat the best dense seed"
-    text = _text(_html(site_dir, "cnn_in_practice"))
-    m = _find(r"ahead of the dense network with the same parameter budget by " + NUMBER
-              + r" percentage points ?, which is " + NUMBER + r" times the larger", text)
+    text = main_text(read_page(site_dir, "cnn_in_practice"))
+    m = find(r"ahead of the dense network with the same parameter budget by " + NUMBER
+             + r" percentage points ?, which is " + NUMBER + r" times the larger", text)
     assert _pct(m.group(1)) == pytest.approx(c_mean - d_mean, abs=0.0015)
-    assert _num(m.group(2)) > 2
+    assert to_number(m.group(2)) > 2
     assert re.search(r"best dense seed\? yes\b", text)
-    m = _find(r"last five epochs the dense network’s validation accuracy moved by " + NUMBER, text)
-    assert abs(_num(m.group(1))) < 100 * (c_mean - d_mean) / 2, "the dense baseline was still learning"
+    m = find(r"last five epochs the dense network’s validation accuracy moved by " + NUMBER, text)
+    assert abs(to_number(m.group(1))) < 100 * (c_mean - d_mean) / 2, "the dense baseline was still learning"
 
 
 def test_cnn_page_data_gradients_and_receptive_fields(site_dir):
-    text = _text(_html(site_dir, "cnn_in_practice"))
+    text = main_text(read_page(site_dir, "cnn_in_practice"))
     assert "train (4000, 1, 28, 28) validation (1000, 1, 28, 28) test (2000, 1, 28, 28)" in text
-    m = _find(r"analytic vs numeric gradient of W1 and W2: " + NUMBER, text)
-    assert _num(m.group(1)) < 1e-4
+    m = find(r"analytic vs numeric gradient of W1 and W2: " + NUMBER, text)
+    assert to_number(m.group(1)) < 1e-4
     fields = cl.receptive_field([(3, 1, 1, 1), (2, 2), (3, 1, 1, 1), (2, 2)])
     for name, rf in zip(["conv1", "pool1", "conv2", "pool2"], fields, strict=True):
         assert f"{name}: sees {rf.size} x {rf.size} pixels, neighbours {rf.jump} px apart" in text
@@ -144,10 +108,11 @@ def test_cnn_page_data_gradients_and_receptive_fields(site_dir):
 
 def _sweep_rows(site_dir):
     rows = {}
-    for r in _table_rows(_html(site_dir, "hyperparameters")):
+    for r in table_rows(read_page(site_dir, "hyperparameters")):
         if len(r) == 8 and r[0] in ("kernel size", "stride", "padding", "filters"):
             rows[r[0], int(r[1])] = {
-                "output": r[2], "params": _num(r[3]), "macs": _num(r[4]), "seconds": _num(r[5]),
+                "output": r[2], "params": to_number(r[3]), "macs": to_number(r[4]),
+                "seconds": to_number(r[5]),
                 "mean": _pct(r[6].rstrip("%")), "sd": _pct(r[7].rstrip("%")),
             }
     return rows
@@ -183,49 +148,49 @@ def test_sweeps_show_what_the_text_says(site_dir):
     assert rows["kernel size", 1]["mean"] < rows["kernel size", 3]["mean"]
     assert rows["stride", 3]["mean"] < rows["stride", 2]["mean"] < rows["stride", 1]["mean"]
     assert rows["filters", 2]["mean"] < rows["filters", 16]["mean"]
-    text = _text(_html(site_dir, "hyperparameters"))
+    text = main_text(read_page(site_dir, "hyperparameters"))
 
     def verdict(a, b):
         diff = abs(rows[a]["mean"] - rows[b]["mean"])
         return "larger" if diff > max(rows[a]["sd"], rows[b]["sd"]) else "not larger"
 
-    m = _find(r"against " + NUMBER + r" ?% with \S{0,30} ?\(a difference (not larger|larger) than",
-              text)
+    m = find(r"against " + NUMBER + r" ?% with \S{0,30} ?\(a difference (not larger|larger) than",
+             text)
     assert _pct(m.group(1)) == pytest.approx(rows["kernel size", 3]["mean"], abs=0.0006)
     assert m.group(2) == verdict(("kernel size", 1), ("kernel size", 3))
-    m = _find(r"a difference (not larger|larger) than the spread\. MNIST digits are centred", text)
+    m = find(r"a difference (not larger|larger) than the spread\. MNIST digits are centred", text)
     assert m.group(1) == verdict(("padding", 0), ("padding", 1))
-    m = _find(r"multiplies the multiply-adds by " + NUMBER, text)
+    m = find(r"multiplies the multiply-adds by " + NUMBER, text)
     ratio = rows["kernel size", 7]["macs"] / rows["kernel size", 3]["macs"]
-    assert _num(m.group(1)) == pytest.approx(ratio, abs=0.051)
+    assert to_number(m.group(1)) == pytest.approx(ratio, abs=0.051)
 
 
 def test_choice_is_made_on_validation_and_tested_once(site_dir):
     rows = _sweep_rows(site_dir)
-    text = _text(_html(site_dir, "hyperparameters"))
+    text = main_text(read_page(site_dir, "hyperparameters"))
     best_key = max(rows, key=lambda k: rows[k]["mean"])
     best = rows[best_key]
     close = [k for k in rows if rows[k]["mean"] >= best["mean"] - best["sd"] - 1e-4]
     cheapest = min(rows[k]["macs"] for k in close)
-    m = _find(r"the rule picks (kernel size|stride|padding|filters) = (\d+) \( ?" + NUMBER
-              + r" multiply-adds", text)
+    m = find(r"the rule picks (kernel size|stride|padding|filters) = (\d+) \( ?" + NUMBER
+             + r" multiply-adds", text)
     chosen = (m.group(1), int(m.group(2)))
-    assert chosen in close and rows[chosen]["macs"] == cheapest == _num(m.group(3))
-    m = _find(r"whose test accuracy is " + NUMBER + r" ?% ± " + NUMBER + r" ?% over the random seeds", text)
+    assert chosen in close and rows[chosen]["macs"] == cheapest == to_number(m.group(3))
+    m = find(r"whose test accuracy is " + NUMBER + r" ?% ± " + NUMBER + r" ?% over the random seeds", text)
     assert 0.8 < _pct(m.group(1)) <= 1
-    m = _find(r"(\d+) training runs \( ?(\d+) settings x (\d+) seeds", text)
+    m = find(r"(\d+) training runs \( ?(\d+) settings x (\d+) seeds", text)
     assert int(m.group(1)) == int(m.group(2)) * int(m.group(3)) and int(m.group(2)) == len(rows) - 3
 
 
 # --- modern_layers -----------------------------------------------------------------------------
 
 def test_modern_layers_checks_are_rounding_error(site_dir):
-    text = _text(_html(site_dir, "modern_layers"))
-    m = _find(r"Checks on this page: .*? \( ?" + NUMBER + r" ?\), separable against its full kernel "
-              r"\( ?" + NUMBER + r" ?\), the adjoint identity \( ?" + NUMBER + r" ?\), dilation against "
-              r"a sparse kernel \( ?" + NUMBER + r" ?\) and average pooling against a strided "
-              r"convolution \( ?" + NUMBER + r" ?\)", text)
-    assert all(abs(_num(v)) < 1e-10 for v in m.groups())
+    text = main_text(read_page(site_dir, "modern_layers"))
+    m = find(r"Checks on this page: .*? \( ?" + NUMBER + r" ?\), separable against its full kernel "
+             r"\( ?" + NUMBER + r" ?\), the adjoint identity \( ?" + NUMBER + r" ?\), dilation against "
+             r"a sparse kernel \( ?" + NUMBER + r" ?\) and average pooling against a strided "
+             r"convolution \( ?" + NUMBER + r" ?\)", text)
+    assert all(abs(to_number(v)) < 1e-10 for v in m.groups())
     assert "3x3 kernel, stride 2, interior values: [1. 2. 4.]" in text
     assert "4x4 kernel, stride 2, interior values: [1.]" in text
     assert "dilations (1, 1, 1): receptive field 7" in text
@@ -233,19 +198,19 @@ def test_modern_layers_checks_are_rounding_error(site_dir):
 
 
 def test_modern_layers_summary_table_matches_conv_lib_arithmetic(site_dir):
-    rows = {r[0]: r for r in _table_rows(_html(site_dir, "modern_layers")) if len(r) == 5}
+    rows = {r[0]: r for r in table_rows(read_page(site_dir, "modern_layers")) if len(r) == 5}
     one = next(row for name, row in rows.items() if name.endswith(" conv") and "1" in name)
-    assert _num(one[3]) == cl.conv2d_param_count(256, 64, 1)
-    assert _num(one[4]) == cl.conv2d_macs(256, 64, 1, 56)
+    assert to_number(one[3]) == cl.conv2d_param_count(256, 64, 1)
+    assert to_number(one[4]) == cl.conv2d_macs(256, 64, 1, 56)
     sep = rows["depthwise-separable"]
     assert _ints(sep[3]) == [cl.depthwise_separable_param_count(32, 64, 3), cl.conv2d_param_count(32, 64, 3)]
     assert _ints(sep[4]) == [cl.depthwise_separable_macs(32, 64, 3, 56), cl.conv2d_macs(32, 64, 3, 56)]
     tconv = rows["transposed conv"]
-    assert _num(tconv[3]) == cl.conv2d_param_count(32, 64, 4)
-    assert _num(tconv[4]) == cl.conv_transpose2d_macs(64, 32, 4, 28)
+    assert to_number(tconv[3]) == cl.conv2d_param_count(32, 64, 4)
+    assert to_number(tconv[4]) == cl.conv_transpose2d_macs(64, 32, 4, 28)
     strided = rows["strided conv"]
-    assert _num(strided[3]) == cl.conv2d_param_count(16, 16, 3)
-    assert _num(strided[4]) == cl.conv2d_macs(16, 16, 3, 14)
+    assert to_number(strided[3]) == cl.conv2d_param_count(16, 16, 3)
+    assert to_number(strided[4]) == cl.conv2d_macs(16, 16, 3, 14)
     gap = rows["global average pooling"]
     assert _ints(gap[3]) == [cl.dense_param_count(16, 10), cl.dense_param_count(784, 10)]
     res = rows["residual connection"]
@@ -253,15 +218,15 @@ def test_modern_layers_summary_table_matches_conv_lib_arithmetic(site_dir):
 
 
 def test_depthwise_measurement_and_residual_gradients_read_consistently(site_dir):
-    text = _text(_html(site_dir, "modern_layers"))
-    m = _find(r"needs " + NUMBER + r" times fewer multiply-adds\. Measured here with conv_lib ?, it "
-              r"(ran|took) " + NUMBER + r" times as (fast|long) as the full layer \( ?" + NUMBER
-              + r" ms against " + NUMBER + r" ms ?\): a speed-up (smaller|larger) than", text)
-    mac_factor, t_sep, t_full = _num(m.group(1)), _num(m.group(5)), _num(m.group(6))
+    text = main_text(read_page(site_dir, "modern_layers"))
+    m = find(r"needs " + NUMBER + r" times fewer multiply-adds\. Measured here with conv_lib ?, it "
+             r"(ran|took) " + NUMBER + r" times as (fast|long) as the full layer \( ?" + NUMBER
+             + r" ms against " + NUMBER + r" ms ?\): a speed-up (smaller|larger) than", text)
+    mac_factor, t_sep, t_full = to_number(m.group(1)), to_number(m.group(5)), to_number(m.group(6))
     time_factor = t_full / t_sep
     assert (m.group(2), m.group(4)) == (("ran", "fast") if time_factor >= 1 else ("took", "long"))
     shown = time_factor if time_factor >= 1 else 1 / time_factor
-    assert _num(m.group(3)) == pytest.approx(shown, rel=0.05, abs=0.06)
+    assert to_number(m.group(3)) == pytest.approx(shown, rel=0.05, abs=0.06)
     word = m.group(7)
     expected = cl.conv2d_macs(32, 64, 3, 56) / cl.depthwise_separable_macs(32, 64, 3, 56)
     assert mac_factor == pytest.approx(expected, abs=0.051)
@@ -273,12 +238,12 @@ def test_depthwise_measurement_and_residual_gradients_read_consistently(site_dir
     assert re.search(r"depthwise step on the\W+im2col\W+path", text)
     full = cl.choose_method(x_shape, (64, 32, 3, 3), dtype="float32")
     assert re.search(r"full layer on conv_lib ?’s\W+" + full + r"\W+path", text)
-    m = _find(r"gradient norm at the input is " + NUMBER + r" without skips and " + NUMBER
-              + r" with them", text)
-    plain, residual = _num(m.group(1)), _num(m.group(2))
+    m = find(r"gradient norm at the input is " + NUMBER + r" without skips and " + NUMBER
+             + r" with them", text)
+    plain, residual = to_number(m.group(1)), to_number(m.group(2))
     assert plain < 1e-2 < 1 < residual
-    m = _find(r"A block with zero weights returns \S{0,40} ?exactly \(largest difference " + NUMBER, text)
-    assert _num(m.group(1)) == 0
+    m = find(r"A block with zero weights returns \S{0,40} ?exactly \(largest difference " + NUMBER, text)
+    assert to_number(m.group(1)) == 0
 
 
 # --- in the browser -----------------------------------------------------------------------------

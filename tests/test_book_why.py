@@ -3,33 +3,19 @@ show their computed key results."""
 
 from __future__ import annotations
 
-import html
 import re
-from pathlib import Path
 
 import pytest
+from book_pages import main_text, read_page
 
 PAGES = {"advantages": 5, "disadvantages": 4, "applications": 3}  # page -> minimum figure count
 # The detection, faces and medical pages split off applications: tests/test_book_part_two.py.
 
 
-def _html(site_dir: Path, page: str) -> str:
-    path = site_dir / "chapters" / f"{page}.html"
-    assert path.exists(), f"{path} was not built"
-    return path.read_text(encoding="utf-8")
-
-
-def _text(page_html: str) -> str:
-    main = page_html.split('<main', 1)[-1]
-    text = re.sub(r"<(script|style)\b.*?</\1>", " ", main, flags=re.S)
-    text = html.unescape(re.sub(r"<[^>]+>", " ", text))
-    return re.sub(r"\s+", " ", text)
-
-
 @pytest.mark.parametrize("page", sorted(PAGES))
 def test_page_built_without_errors(site_dir, page):
-    page_html = _html(site_dir, page)
-    text = _text(page_html)
+    page_html = read_page(site_dir, page)
+    text = main_text(page_html)
     assert "Traceback" not in text
     assert "output stderr" not in page_html  # no warnings or errors printed by a cell
     assert "What you will learn" in text and "What you need" in text
@@ -38,7 +24,7 @@ def test_page_built_without_errors(site_dir, page):
 
 @pytest.mark.parametrize("page", sorted(PAGES))
 def test_figures_have_alt_text(site_dir, page):
-    page_html = _html(site_dir, page)
+    page_html = read_page(site_dir, page)
     imgs = re.findall(r"<img\b[^>]*>", page_html)
     figures = [i for i in imgs if "_images/" in i]
     assert len(figures) >= PAGES[page], (page, len(figures))
@@ -48,7 +34,7 @@ def test_figures_have_alt_text(site_dir, page):
 
 
 def test_digits_cnn_accuracy_at_least_95_percent(site_dir):
-    text = _text(_html(site_dir, "applications"))
+    text = main_text(read_page(site_dir, "applications"))
     m = re.search(r"classifies ([\d.]+) ?% of the (\d+) held-out test images", text)
     assert m, "accuracy sentence not found"
     assert float(m.group(1)) / 100 >= 0.95
@@ -56,14 +42,14 @@ def test_digits_cnn_accuracy_at_least_95_percent(site_dir):
 
 
 def test_ncc_agrees_with_skimage(site_dir):
-    text = _text(_html(site_dir, "applications_detection"))
+    text = main_text(read_page(site_dir, "applications_detection"))
     m = re.search(r"match_template differ by at most ([\d.]+e[-+]\d+)", text)
     assert m, "NCC comparison sentence not found"
     assert float(m.group(1)) < 1e-6
 
 
 def test_coin_detection_result(site_dir):
-    text = _text(_html(site_dir, "applications_detection"))
+    text = main_text(read_page(site_dir, "applications_detection"))
     m = re.search(r"finds (\d+) of (\d+) with (\d+) false detections", text)
     assert m, "detection result sentence not found"
     hits, total, false = map(int, m.groups())
@@ -71,7 +57,7 @@ def test_coin_detection_result(site_dir):
 
 
 def test_face_accuracy_reported(site_dir):
-    text = _text(_html(site_dir, "applications_faces"))
+    text = main_text(read_page(site_dir, "applications_faces"))
     assert "not identity" in text or "no identity labels" in text
     m = re.search(r"HOG-like \( ?\d+ numbers\) ([\d.]+)% ± [\d.]+% ([\d.]+)%", text)
     assert m, "face table row not found"
@@ -79,7 +65,7 @@ def test_face_accuracy_reported(site_dir):
 
 
 def test_receptive_field_check_and_equivariance(site_dir):
-    text = _text(_html(site_dir, "advantages"))
+    text = main_text(read_page(site_dir, "advantages"))
     m = re.search(r"support is a (\d+) ?-pixel square .*? exactly the size \( ?(\d+) ?\)", text)
     assert m and m.group(1) == m.group(2)
     m = re.search(r"largest difference is ([\d.]+e[-+]\d+)", text)
