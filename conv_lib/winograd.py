@@ -67,9 +67,10 @@ TILE = 4
 # 1e-5 here (the direct sum ~1e-7), F(2x2, 3x3) stays ~1e-7; F(6x6, 3x3) would be ~1e-4.
 FLOAT32_RTOL = 1e-4
 
-# Elements of transformed tiles per chunk (all buffers of one chunk together): a few
-# MiB, which stay in the CPU cache (measured with bench/bench_conv.py).
-_CHUNK_ELEMENTS = 2**20
+# Elements of the work arrays of one chunk (all buffers together): 32 MiB in float32.
+# Larger chunks were faster on the benchmark's layers (bench/bench_conv.py; 2**20 to
+# 2**24 tried): a chunk costs a few dozen NumPy calls, whatever its size.
+_CHUNK_ELEMENTS = 2**23
 
 # Lavin & Gray's matrices. F(2, 3): points 0, 1, -1 and infinity. F(4, 3): 0, 1, -1, 2,
 # -2 and infinity.
@@ -337,18 +338,27 @@ def weight_transform(w: np.ndarray, groups: int, m: int = TILE) -> np.ndarray:
     return np.ascontiguousarray(u.reshape(-1, groups, o // groups, cg))
 
 
-def _chunks(n: int, plan: _TilePlan, elements_per_tile: int, itemsize: int, budget: int):
+def _chunks(n: int, plan: _TilePlan, elements_per_tile: int, itemsize: int, budget: int, workers: int = 1):
     """``(n0, n1, t0, t1)``: images ``n0:n1`` and tile rows ``t0:t1`` whose buffers hold at
-    most ``min(budget, _CHUNK_ELEMENTS)`` worth of elements (at least one tile row)."""
+    most ``min(budget, _CHUNK_ELEMENTS)`` worth of elements (at least one tile row).
+
+    Chunks are as large as that allows (every chunk costs a few dozen NumPy calls) and
+    of equal size, their number a multiple of ``workers`` where the images allow it, so
+    that the threads finish together."""
     limit = max(1, min(budget // itemsize, _CHUNK_ELEMENTS))
     per_row = elements_per_tile * plan.stride
     per_image = per_row * plan.th
     if per_image <= limit:
-        step = max(1, limit // per_image)
+        count = workers  # chunks: the fewest that fit, a multiple of the threads
+        while -(-n // count) * per_image > limit and count < n:
+            count += workers
+        step = -(-n // min(count, n))
         for n0 in range(0, n, step):
             yield n0, min(n, n0 + step), 0, plan.th
         return
     bands = -(-plan.th // max(1, limit // per_row))
+    if (n * bands) % workers and bands < plan.th:
+        bands += 1  # one image: bands of equal count per thread
     band = -(-plan.th // bands)  # equal bands: no small remainder chunk
     for n0 in range(n):
         for t0 in range(0, plan.th, band):
@@ -360,8 +370,8 @@ def _plan_chunks(n: int, c: int, o: int, plan: _TilePlan, itemsize: int, budget:
     """Chunks of tiles; every thread's buffers for one chunk stay within the budget."""
     # per tile: D, V, the products, the output tiles, the padded input and output rows
     per_tile = plan.n**2 * (2 * c + o) + plan.m**2 * (o + c + o)
-    budget_per_thread = max(1, budget // worker_count())
-    return list(_chunks(n, plan, per_tile, itemsize, budget_per_thread))
+    workers = worker_count()
+    return list(_chunks(n, plan, per_tile, itemsize, max(1, budget // workers), workers))
 
 
 def _ones_position(m: int) -> int:

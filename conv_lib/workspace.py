@@ -39,9 +39,10 @@ _memory_budget = _DEFAULT_BUDGET
 # Chunks of the im2col matrix are kept near this size even when the budget is larger:
 # a few MiB stay in the CPU cache, which makes the copy and the GEMM faster.
 _CACHE_CHUNK = 4 * 2**20
-# Column matrices of the flat "im2col" path are built ~1M elements at a time (4 MiB in
-# float32): measured fastest for the benchmark layers (2-16 MiB are within ~10 %).
-_FLAT_CHUNK_ELEMENTS = 2**20
+# Column matrices of the flat "im2col" path are built up to 4M elements at a time (16 MiB
+# in float32, all threads together): measured fastest for the benchmark layers
+# (bench/bench_conv.py, 1M-8M tried): every chunk costs a few NumPy calls per tap.
+_FLAT_CHUNK_ELEMENTS = 2**22
 
 
 # ----------------------------------------------------------------------------------
