@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from conv_lib import winograd
 from conv_lib.im2col_gemm import (
     _chunks,
     _cols_limit,
@@ -62,7 +63,6 @@ from conv_lib.im2col_gemm import (
 from conv_lib.layout import Pads, out_len, pad_hw, result_dtype, tap_slice
 from conv_lib.validation import as_pair, check_choice
 from conv_lib.workspace import (
-    _FLAT_CHUNK_ELEMENTS,
     get_memory_budget,
     run_parallel,
     set_memory_budget,
@@ -140,25 +140,24 @@ _NS_PER_SPECTRAL_MAC = 1.5  # numpy complex multiply-add per frequency (channel 
 # GEMMs with 36x36 and 16x36 matrices; gathers and scatters are strided copies.
 _NS_PER_TILE_COPY = 0.3  # per element of the gathered input tiles and of the output tiles
 _NS_WINOGRAD_CALL = 150e3  # fixed cost of a call (threads, weight transform, buffers)
+_NS_PER_WINOGRAD_CHUNK = 200e3  # the NumPy calls of one chunk (pads, gathers, GEMMs, writes)
 _NS_IM2COL_CALL = 30e3
 
 
 def _winograd_cost(n: int, c: int, c_out: int, c_per_group: int, ho: int, wo: int, gemm_ns: float) -> float:
-    """Modelled nanoseconds of ``method="winograd"`` (tile 4x4, as conv_lib.winograd)."""
-    th, tw = -(-ho // 4), -(-wo // 4)
-    per_image = th * (tw + 1)  # tiles, with one garbage tile per tile row
-    per_tile = 36 * (2 * c + c_out) + 16 * c_out  # elements of a tile's buffers
-    limit = _FLAT_CHUNK_ELEMENTS // worker_count()
-    if per_tile * per_image <= limit:
-        p = per_image * max(1, min(n, limit // (per_tile * per_image)))
-    else:
-        p = max(tw + 1, (limit // per_tile) // (tw + 1) * (tw + 1))
+    """Modelled nanoseconds of ``method="winograd"`` (tile 4x4, chunks as conv_lib.winograd
+    plans them)."""
+    plan = winograd._TilePlan(ho + 2, wo + 2, ((0, 0), (0, 0)), winograd.TILE)
+    chunks = winograd._plan_chunks(n, c, c_out, plan, 4, get_memory_budget())
+    p = max((n1 - n0) * plan.positions(t0, t1) for n0, n1, t0, t1 in chunks)  # tiles per chunk
     efficiency = p / (p + 32)
     macs = 36 * c_out * c_per_group / efficiency + 36 * 36 * c + 16 * 36 * c_out
     copies = 36 * c + 16 * c_out
-    frame = n * (c * (4 * th + 3) * 4 * (tw + 1) + c_out * ho * wo)  # padded input, output
+    per_image = plan.th * plan.stride
+    frame = n * (c * (4 * plan.th + 3) * 4 * plan.stride + c_out * ho * wo)  # padded input, output
     tiles = n * per_image * (macs * gemm_ns + copies * _NS_PER_TILE_COPY)
-    return tiles + frame * _NS_PER_TILE_COPY + _NS_WINOGRAD_CALL
+    calls = len(chunks) / worker_count() * _NS_PER_WINOGRAD_CHUNK
+    return tiles + frame * _NS_PER_TILE_COPY + calls + _NS_WINOGRAD_CALL
 
 
 def _fft2d_whole(ho: int, wo: int, band: int) -> bool:
