@@ -194,6 +194,7 @@ def test_choose_method_picks_winograd_where_it_pays():
     assert choose_method((8, 128, 28, 28), (128, 128, 3, 3), dtype=np.float64) == "winograd"
     # few channels: the transforms cost more than they save
     assert choose_method((2, 3, 16, 16), (4, 3, 3, 3), dtype=np.float32) == "im2col"
+    assert choose_method((8, 64, 14, 14), (64, 64, 3, 3), dtype=np.float32) == "im2col"  # small images
     # not a 3x3 stride-1 layer, or an integer input that must stay exact
     assert choose_method((8, 64, 56, 56), (64, 64, 3, 3), stride=2) == "im2col"
     assert choose_method((8, 64, 56, 56), (64, 64, 5, 5)) == "im2col"
@@ -203,9 +204,9 @@ def test_choose_method_picks_winograd_where_it_pays():
 
 def test_auto_runs_winograd_where_it_pays():
     rng = np.random.default_rng(3)
-    x = rng.standard_normal((8, 64, 16, 16), dtype=np.float32)
-    w = rng.standard_normal((64, 64, 3, 3), dtype=np.float32)
-    g = rng.standard_normal((8, 64, 16, 16), dtype=np.float32)
+    x = rng.standard_normal((2, 128, 28, 28), dtype=np.float32)
+    w = rng.standard_normal((128, 128, 3, 3), dtype=np.float32)
+    g = rng.standard_normal((2, 128, 28, 28), dtype=np.float32)
     assert choose_method(x.shape, w.shape, dtype=x.dtype) == "winograd"
     assert np.array_equal(conv2d(x, w, padding=1), conv2d(x, w, padding=1, method="winograd"))
     # backward: grad_x by Winograd (a stride-1 3x3 correlation of grad_out), grad_w by im2col
