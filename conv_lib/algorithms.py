@@ -20,8 +20,8 @@ integer-valued inputs "direct" and "im2col" are exact):
     flattened padded image (:class:`conv_lib.im2col_gemm.FlatPlan`): there the input of a tap is one
     contiguous slice for a whole band of output rows, so the column matrix is made of
     ``kH*kW`` block copies (strides become stride 1 by splitting the image into its
-    polyphase components), built a chunk at a time (a few MiB, that stay in the CPU
-    cache, and never more than the memory budget, :func:`set_memory_budget`).
+    polyphase components), built a chunk at a time (up to 16 MiB, and never more than
+    the memory budget, :func:`set_memory_budget`).
     Fastest for most deep-learning layers, forward and backward. :func:`im2col` /
     :func:`col2im` are the textbook (unchunked) versions of the same matrix.
 ``"winograd"`` (NCHW layers only: 3x3 kernels, stride 1, dilation 1)

@@ -21,8 +21,9 @@ This module does exactly that, with NumPy's ``matmul`` (BLAS) for everything:
 4. the output transform, one GEMM with ``kron(A^T, A^T)``, and the tiles written out.
 
 Chunks of tiles (whole images, or bands of tile rows of one image) keep the
-transformed tiles within the memory budget (:func:`conv_lib.set_memory_budget`) and,
-like im2col's columns, near a few MiB so that they stay in the CPU cache.
+transformed tiles within the memory budget (:func:`conv_lib.set_memory_budget`) and
+below 32 MiB per thread; each chunk pads its own band of the input and writes its own
+rows of the output, in its thread's kept work arrays (:mod:`conv_lib.workspace`).
 
 The backward pass uses the same pieces: the input gradient of a stride-1 layer is a
 "full" correlation of ``grad_out`` with the flipped kernel (itself a 3x3 stride-1

@@ -1,8 +1,9 @@
 """Where conv_lib's chunked work runs: the memory budget, the threads, the work arrays.
 
 The fast paths (``"im2col"``, ``"winograd"``, ``"fft"``) cut a layer into chunks whose
-intermediates fit the memory budget (:func:`set_memory_budget`) and, well below it, a
-few MiB that stay in the CPU cache. :func:`run_chunks` hands the chunks to conv_lib's
+intermediates fit the memory budget (:func:`set_memory_budget`) and a size measured
+fastest (16-32 MiB: each chunk costs a few dozen NumPy calls, whatever its size, so
+chunks are as large as that and of equal size). :func:`run_chunks` hands the chunks to conv_lib's
 threads, each with single-threaded BLAS; each thread keeps its work arrays between calls
 (:func:`thread_workspace`), so that a layer called again reuses memory that is already
 mapped instead of paying the operating system's page faults on fresh memory.
@@ -36,8 +37,8 @@ __all__ = [
 
 _DEFAULT_BUDGET = 256 * 2**20
 _memory_budget = _DEFAULT_BUDGET
-# Chunks of the im2col matrix are kept near this size even when the budget is larger:
-# a few MiB stay in the CPU cache, which makes the copy and the GEMM faster.
+# Chunks of the textbook im2col matrix (the "direct" backward's grad_input_nchw and
+# grad_weight_nchw) are kept near this size even when the budget is larger.
 _CACHE_CHUNK = 4 * 2**20
 # Column matrices of the flat "im2col" path are built up to 4M elements at a time (16 MiB
 # in float32, all threads together): measured fastest for the benchmark layers
@@ -58,8 +59,8 @@ def set_memory_budget(nbytes: int) -> None:
     tiny budget is honoured as far as that allows. Default 256 MiB.
 
     The work arrays of ``"im2col"`` and ``"winograd"`` are kept per thread between
-    calls (at most one chunk's worth each, a few MiB); :func:`release_workspaces`
-    frees them.
+    calls (at most one chunk's worth each: up to 32 MiB per thread for ``"winograd"``,
+    16 MiB for all of ``"im2col"``'s threads); :func:`release_workspaces` frees them.
 
     Parameters
     ----------
