@@ -570,27 +570,6 @@ def grad_input(
     return np.ascontiguousarray(gxp[:, :, pt : pt + x_hw[0], pl : pl + x_hw[1]])
 
 
-def grad_weight(
-    g: np.ndarray,
-    x: np.ndarray,
-    pads: Pads,
-    w_shape: tuple[int, int, int, int],
-    stride: tuple[int, int],
-    dilation: tuple[int, int],
-    groups: int,
-    method: str,
-) -> np.ndarray:
-    """Gradient of the correlation of ``x`` (unpadded, zero-padded by ``pads``) w.r.t.
-    the weight: ``(O, C/g, kH, kW)``. ``"im2col"``/``"fft"``: flat GEMM
-    (:func:`grad_weight_flat`); ``"direct"``: one product per tap."""
-    dtype = result_dtype(g, x)
-    g = g.astype(dtype, copy=False)
-    x = x.astype(dtype, copy=False)
-    if method == "direct":
-        return grad_weight_nchw(g, pad_hw(x, pads), w_shape, stride, dilation, groups, method)
-    return grad_weight_flat(g, x, pads, w_shape, stride, dilation, groups)[0]
-
-
 def grad_weight_bias(
     g: np.ndarray,
     x: np.ndarray,
@@ -601,12 +580,16 @@ def grad_weight_bias(
     groups: int,
     method: str,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(grad_weight, grad_bias)`` of the correlation: :func:`grad_weight`, and ``g``
-    summed over batch and space (``"im2col"`` sums each chunk while it is in the cache)."""
-    if method == "direct":
-        return grad_weight(g, x, pads, w_shape, stride, dilation, groups, method), g.sum(axis=(0, 2, 3))
+    """Gradients of the correlation of ``x`` (unpadded, zero-padded by ``pads``) w.r.t.
+    the weight, ``(O, C/g, kH, kW)``, and the bias, ``(O,)`` (``g`` summed over batch and
+    space). ``"im2col"``/``"fft"``: flat GEMM per chunk, which also sums the chunk of
+    ``g`` while it is in the cache (:func:`conv_lib.im2col_gemm.grad_weight_flat`);
+    ``"direct"``: one product per tap."""
     dtype = result_dtype(g, x)
     g, x = g.astype(dtype, copy=False), x.astype(dtype, copy=False)
+    if method == "direct":
+        gw = grad_weight_nchw(g, pad_hw(x, pads), w_shape, stride, dilation, groups, method)
+        return gw, g.sum(axis=(0, 2, 3))
     return grad_weight_flat(g, x, pads, w_shape, stride, dilation, groups)
 
 
