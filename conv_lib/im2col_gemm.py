@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from conv_lib.layout import Pads, out_len, pad_hw, tap_slice
+from conv_lib.layout import Pads, component_window, fill_component, out_len, pad_hw, tap_slice
 from conv_lib.validation import as_array, as_pair, check_positive_int
 from conv_lib.workspace import (
     _CACHE_CHUNK,
@@ -224,28 +224,9 @@ def _fill_phases(buf: np.ndarray, x: np.ndarray, n0: int, q_first: int, pads: Pa
     zero-padded by ``pads``: the part of them that one chunk of output rows reads. For
     stride 1 the one component is the padded image itself."""
     m, _, c, flat = buf.shape
-    h, w = x.shape[2:]
-    (pt, _), (pl, _) = pads
-    sh, sw = stride
-    hq, wq = plan.hq, plan.wq
-    rows = flat // wq
-    for k, (a, b) in enumerate(plan.phases):
-        grid = buf[:, k].reshape(m, c, rows, wq)
-        # component row q holds padded row a + sh*q, i.e. input row a + sh*q - pt
-        q0 = min(max(q_first, -(-(pt - a) // sh)), q_first + rows)
-        q1 = max(q0, min(q_first + rows, hq, -(-(pt + h - a) // sh)))
-        r0, r1 = max(0, -(-(pl - b) // sw)), max(0, min(wq, -(-(pl + w - b) // sw)))
-        if q0 == q1 or r0 >= r1:
-            grid[...] = 0
-            continue
-        lo, hi = q0 - q_first, q1 - q_first
-        grid[:, :, :lo] = 0
-        grid[:, :, hi:] = 0
-        grid[:, :, lo:hi, :r0] = 0
-        grid[:, :, lo:hi, r1:] = 0
-        grid[:, :, lo:hi, r0:r1] = x[
-            n0 : n0 + m, :, tap_slice(a + sh * q0 - pt, q1 - q0, sh), tap_slice(b + sw * r0 - pl, r1 - r0, sw)
-        ]
+    for k, phase in enumerate(plan.phases):
+        grid = buf[:, k].reshape(m, c, flat // plan.wq, plan.wq)
+        fill_component(grid, x, n0, pads, stride, phase, q_first)
 
 
 def _chunk_cols(ws, x, n0: int, n1: int, y0: int, y1: int, pads: Pads, stride, plan: FlatPlan, groups: int):
@@ -256,7 +237,7 @@ def _chunk_cols(ws, x, n0: int, n1: int, y0: int, y1: int, pads: Pads, stride, p
     phases = ws.get("phases", (m, len(plan.phases), c, (r + plan.reach) * plan.wq))
     _fill_phases(phases, x, n0, y0, pads, stride, plan)
     cols = ws.get("cols", (groups, len(plan.taps), c // groups, m, r * plan.wq))
-    _fill_flat_cols(cols, phases, 0, m, 0, r, plan, groups)
+    _fill_flat_cols(cols, phases, plan, groups)
     return cols
 
 
@@ -267,13 +248,13 @@ def _flat_chunks(n: int, plan: FlatPlan, col_bytes_per_position: int, itemsize: 
     return list(_chunks(n, plan.ho, col_bytes_per_position * plan.wq, limit, worker_count()))
 
 
-def _fill_flat_cols(cols, ph, n0, n1, y0, y1, plan, groups) -> None:
-    """``cols (groups, taps, C/groups, n1-n0, (y1-y0)*Wq)`` <- shifted slices of ``ph``."""
-    m, cg = n1 - n0, cols.shape[2]
-    p0, p1 = y0 * plan.wq, y1 * plan.wq
+def _fill_flat_cols(cols, ph, plan, groups) -> None:
+    """``cols (groups, taps, C/groups, m, r*Wq)`` <- shifted slices of a chunk's rows of
+    the polyphase components ``ph (m, P, C, (r + reach)*Wq)`` (:func:`_fill_phases`)."""
+    m, cg, length = ph.shape[0], cols.shape[2], cols.shape[4]
     for t, (k, off) in enumerate(plan.taps):
-        src = ph[n0:n1, k, :, off + p0 : off + p1]  # (m, C, r*Wq): contiguous rows
-        cols[:, t] = src.reshape(m, groups, cg, p1 - p0).transpose(1, 2, 0, 3)
+        src = ph[:, k, :, off : off + length]  # (m, C, r*Wq): contiguous rows
+        cols[:, t] = src.reshape(m, groups, cg, length).transpose(1, 2, 0, 3)
 
 
 def _weight_matrix(w: np.ndarray, groups: int) -> np.ndarray:
@@ -375,22 +356,17 @@ def grad_input_flat(g, w, x_hw, pads, dilation, groups):
 
 
 def _from_phases(ph: np.ndarray, x_shape, pads: Pads, stride: tuple[int, int], plan: FlatPlan) -> np.ndarray:
-    """The adjoint of :func:`_fill_phases` over all rows (without the zero padding): ``(N, C, H, W)`` from
-    the polyphase components ``ph (N, P, C, flen)`` of the padded image; input pixels in
-    no component (a dilation that skips them) are zero."""
-    n, c, h, w = x_shape
-    (pt, _), (pl, _) = pads
-    sh, sw = stride
+    """The adjoint of :func:`_fill_phases` over all rows (without the zero padding):
+    ``(N, C, H, W)`` from the polyphase components ``ph (N, P, C, flen)`` of the padded
+    image; input pixels in no component (a dilation that skips them) are zero."""
+    n, c = x_shape[:2]
     hq, wq = plan.hq, plan.wq
     out = np.zeros(x_shape, dtype=ph.dtype)
-    for k, (a, b) in enumerate(plan.phases):
-        q0, q1 = max(0, -(-(pt - a) // sh)), max(0, min(hq, -(-(pt + h - a) // sh)))
-        r0, r1 = max(0, -(-(pl - b) // sw)), max(0, min(wq, -(-(pl + w - b) // sw)))
-        if q0 < q1 and r0 < r1:
-            grid = ph[:, k, :, : hq * wq].reshape(n, c, hq, wq)
-            rows = tap_slice(a + sh * q0 - pt, q1 - q0, sh)
-            cols = tap_slice(b + sw * r0 - pl, r1 - r0, sw)
-            out[:, :, rows, cols] = grid[:, :, q0:q1, r0:r1]
+    for k, phase in enumerate(plan.phases):
+        window = component_window(x_shape[2:], pads, stride, phase, 0, (hq, wq))
+        if window is not None:
+            rows_in, cols_in, x_rows, x_cols = window
+            out[:, :, x_rows, x_cols] = ph[:, k, :, : hq * wq].reshape(n, c, hq, wq)[:, :, rows_in, cols_in]
     return out
 
 

@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from conv_lib.layout import fill_component
 from conv_lib.validation import check_choice
 from conv_lib.workspace import Workspace, run_chunks, single_threaded_blas, thread_workspace, worker_count
 
@@ -211,7 +212,6 @@ class _TilePlan:
     def __init__(self, h: int, w: int, pads, m: int):
         (pt, pb), (pl, pr) = pads
         self.m, self.n = m, m + 2
-        self.h, self.w = h, w
         self.ho, self.wo = h + pt + pb - 2, w + pl + pr - 2
         self.th, self.tw = -(-self.ho // m), -(-self.wo // m)
         self.stride = self.tw + 1  # tiles per row of the flat layout (one garbage tile)
@@ -230,26 +230,9 @@ class _TilePlan:
 def _fill_padded(buf: np.ndarray, x: np.ndarray, n0: int, t0: int, plan: _TilePlan) -> None:
     """``buf (nb, C, m, rows, Wf)`` <- images ``n0:n0+nb`` of ``x`` zero-padded and split
     into row phases, phase rows ``t0:t0+rows`` (row ``q`` of phase ``r`` is padded row
-    ``m*(t0 + q) + r``); only the zeros that are not overwritten are written."""
-    nb, _, m, rows, wf = buf.shape
-    (pt, _), (pl, _) = plan.pads
-    h, w = plan.h, plan.w
-    c0, c1 = 0, min(w, wf - pl)  # input columns that the tiles read
-    if c1 <= c0:
-        buf[...] = 0
-        return
-    buf[..., :pl] = 0
-    buf[..., c1 + pl :] = 0
-    for r in range(m):
-        inner = buf[:, :, r, :, pl : c1 + pl]
-        top = m * t0 + r - pt  # input row of chunk phase row 0
-        q0 = min(rows, max(0, -(top // m)))
-        q1 = max(q0, min(rows, -(-(h - top) // m)))
-        inner[:, :, :q0] = 0
-        inner[:, :, q1:] = 0
-        if q0 < q1:
-            s = top + m * q0
-            inner[:, :, q0:q1] = x[n0 : n0 + nb, :, s : s + m * (q1 - q0 - 1) + 1 : m, c0:c1]
+    ``m*(t0 + q) + r``): the polyphase components ``(r, 0)`` for stride ``(m, 1)``."""
+    for r in range(plan.m):
+        fill_component(buf[:, :, r], x, n0, plan.pads, (plan.m, 1), (r, 0), t0)
 
 
 def _tile_view(flat: np.ndarray, plan: _TilePlan, row0: int, cols: int, length: int) -> np.ndarray:
