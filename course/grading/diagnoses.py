@@ -20,6 +20,7 @@ import numpy as np
 import conv_lib as cl
 from course.grading.cases import pair, span_out
 from course.grading.compare import Case, Diagnosis, GradingError, tolerances
+from course.student_process import NoAnswer
 
 __all__ = [
     "CHANNELS_HINT",
@@ -427,11 +428,19 @@ def naming_swapped_channels(
 ) -> Iterator[None]:
     """Add the swapped-channels hint to a :class:`GradingError` raised inside the block when
     ``student_fn`` (``kind`` "conv2d" or "conv2d_backward") raised an error on ``cases`` and
-    :func:`reads_weight_as_cin_cout` (it is right with the weight's channel axes exchanged)."""
+    :func:`reads_weight_as_cin_cout` (it is right with the weight's channel axes exchanged).
+
+    Only an exception the student's code raised is probed. A call that gave no answer
+    (time limit, crash, exit, answer budget: ``NoAnswer``) is not called again: the probe
+    would restart the student's process, or wait out the time limit once more, and use up
+    the process starts that the submission's later cells need."""
     try:
         yield
     except GradingError as err:
-        if err.__cause__ is None or not reads_weight_as_cin_cout(student_fn, cases, kind):
+        cause = err.__cause__
+        if cause is None or isinstance(cause, NoAnswer):
+            raise
+        if not reads_weight_as_cin_cout(student_fn, cases, kind):
             raise
         works = (
             "Your conv2d gives the right result when weight is passed as (C_in, C_out, kH, kW)."

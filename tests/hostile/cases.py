@@ -488,6 +488,41 @@ CASES: dict[str, dict] = {
         "fails": ["test_output_size"],
         "reason": "exit status 3",
     },
+    "conv2d_exits_pooling_still_graded": {
+        # a crash gives no answer: the grader must not call conv2d again (the swapped-channel
+        # probe did, and used up the process starts the pooling cells needed)
+        "a": "02",
+        "edits": {
+            "conv2d": [
+                (
+                    '    """Forward pass of a 2-D convolution layer (cross-correlation), NCHW."""\n',
+                    '    """Forward pass of a 2-D convolution layer (cross-correlation), NCHW."""\n'
+                    "    import os\n    os._exit(3)\n",
+                )
+            ]
+        },
+        "fails": CONV2D_TESTS,
+        "reason": "exit status 3",
+    },
+    "conv2d_backward_exits_pooling_still_graded": {
+        "a": "03",
+        "edits": {
+            "conv2d_backward": [
+                (
+                    '    """Gradients (grad_x, grad_weight, grad_bias) of a conv2d_forward layer."""\n',
+                    '    """Gradients (grad_x, grad_weight, grad_bias) of a conv2d_forward layer."""\n'
+                    "    import os\n    os._exit(3)\n",
+                )
+            ]
+        },
+        "fails": [
+            "test_conv2d_backward_input",
+            "test_conv2d_backward_weight",
+            "test_conv2d_backward_bias",
+            "test_conv2d_backward_strided",
+        ],
+        "reason": "exit status 3",
+    },
     "sys_exit_in_function": {
         "a": "01",
         "edits": {
@@ -913,6 +948,8 @@ ATTACK_CLASSES: dict[str, list[str]] = {
         "infinite_loop_in_function",
         "infinite_loop_at_top_level",
         "os_exit_in_function",
+        "conv2d_exits_pooling_still_graded",
+        "conv2d_backward_exits_pooling_still_graded",
         "sys_exit_in_function",
         "os_exit_in_cell",
         "sys_exit_in_cell",
