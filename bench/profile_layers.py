@@ -3,9 +3,9 @@
 Run ``python bench/profile_layers.py``. A script, not a test. It prints:
 
 * per thread, the time of each stage of ``conv2d(method="winograd")`` and of
-  ``conv2d_backward``'s im2col weight gradient on (8,64,56,56) -> 64, 3x3, pad 1 (the
-  GEMMs by their shapes, the tile and column copies), summed over 20 calls and divided
-  by 20;
+  ``conv2d_backward``'s im2col weight gradient on (8,64,56,56) -> 64, 3x3, pad 1, and of
+  the im2col forward of (1,3,224,224) -> 64, 7x7, stride 2 (the GEMMs by their shapes,
+  the tile and column copies), summed over 20 calls and divided by 20;
 * the GEMM rate, alone on one thread, of each of those GEMM shapes, next to a
   4096x4096 GEMM's.
 
@@ -119,6 +119,12 @@ def main() -> None:
     profile(
         "grad_w + grad_b by im2col, same layer",
         lambda: grad_weight_bias(g, x, pads, w.shape, (1, 1), (1, 1), 1, "im2col"),
+    )
+    x7 = rng.standard_normal((1, 3, 224, 224), dtype=np.float32)
+    w7 = rng.standard_normal((64, 3, 7, 7), dtype=np.float32)
+    profile(
+        "conv2d im2col, (1,3,224,224) -> 64, 7x7, stride 2, pad 3",
+        lambda: conv2d(x7, w7, b, stride=2, padding=3, method="im2col"),
     )
     gemm_rates()
 
