@@ -40,7 +40,14 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from conv_lib import choose_method, conv2d, conv2d_backward, correlate2d, release_workspaces  # noqa: E402
+from conv_lib import (  # noqa: E402
+    choose_method,
+    conv2d,
+    conv2d_backward,
+    correlate2d,
+    release_workspaces,
+    winograd_kernels,
+)
 from conv_lib.timing import block_times  # noqa: E402
 
 PEAK = {"gflops": float("nan")}
@@ -174,7 +181,12 @@ def bench_backward(title, x, w, b, kwargs, forward_flops):
     want = [t.numpy() for t in torch_backward()]
     torch_name = "torch autograd backward"
     forward_choice = choose_method(x.shape, w.shape, kwargs["stride"], dtype=x.dtype)
-    auto_path = "wino gx + im2col gw" if forward_choice == "winograd" else "im2col"
+    if forward_choice != "winograd":
+        auto_path = "im2col"
+    elif winograd_kernels.available():
+        auto_path = "winograd"
+    else:  # the NumPy path: Winograd's grad_x, im2col's grad_w (conv_lib.conv.conv2d_backward)
+        auto_path = "wino gx + im2col gw"
     auto_name = f"conv_lib backward auto ({auto_path})"
     cands = {torch_name: torch_backward, auto_name: lambda: conv2d_backward(g, x, w, **kwargs)}
     for method in layer_methods(w.shape, kwargs)[:-2]:  # direct and fft: see the forward

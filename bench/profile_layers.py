@@ -2,10 +2,11 @@
 
 Run ``python bench/profile_layers.py``. A script, not a test. It prints:
 
-* per thread, the time of each stage of ``conv2d(method="winograd")`` and of
-  ``conv2d_backward``'s im2col weight gradient on (8,64,56,56) -> 64, 3x3, pad 1, and of
+* per thread, the time of each stage of ``conv2d(method="winograd")`` (on the compiled
+  transforms of conv_lib.winograd_kernels, and on the NumPy path with CONV_LIB_JIT=0),
+  of Winograd's and im2col's weight gradients on (8,64,56,56) -> 64, 3x3, pad 1, and of
   the im2col forward of (1,3,224,224) -> 64, 7x7, stride 2 (the GEMMs by their shapes,
-  the tile and column copies), summed over 20 calls and divided by 20;
+  the transforms and copies), summed over 20 calls and divided by 20;
 * the GEMM rate, alone on one thread, of each of those GEMM shapes, next to a
   4096x4096 GEMM's.
 
@@ -14,6 +15,7 @@ Run ``python bench/profile_layers.py``. A script, not a test. It prints:
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -28,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import conv_lib.im2col_gemm as im2col_gemm  # noqa: E402
 import conv_lib.winograd as winograd  # noqa: E402
-from conv_lib import conv2d  # noqa: E402
+import conv_lib.winograd_kernels as winograd_kernels  # noqa: E402
+from conv_lib import conv2d, get_memory_budget  # noqa: E402
 from conv_lib.algorithms import grad_weight_bias  # noqa: E402
 
 CALLS = 20
@@ -81,7 +84,10 @@ def profile(title: str, fn: Callable[[], object]) -> None:
     for k, stages in enumerate(STAGES.values()):
         gemms = sum(v for name, v in stages.items() if name.startswith("GEMM"))
         copies = sum(v for name, v in stages.items() if not name.startswith("GEMM"))
-        print(f"  thread {k}: GEMMs {gemms / CALLS * 1e3:.2f} ms, copies {copies / CALLS * 1e3:.2f} ms")
+        print(
+            f"  thread {k}: GEMMs {gemms / CALLS * 1e3:.2f} ms, "
+            f"transforms and copies {copies / CALLS * 1e3:.2f} ms"
+        )
         for name, seconds in sorted(stages.items(), key=lambda item: -item[1]):
             print(f"    {seconds / CALLS * 1e3:6.2f}  {name}")
 
@@ -113,9 +119,25 @@ def main() -> None:
     _instrument(
         winograd, {"_input_tiles": "pad the chunk, gather its tiles", "_write_output": "write output rows"}
     )
+    for name, label in {
+        "input_transform": "input transform B^T d B (compiled)",
+        "output_transform": "output transform A^T M A + bias (compiled)",
+        "grad_output_transform": "grad_out transform A dY A^T (compiled)",
+    }.items():
+        setattr(winograd_kernels, name, _timed(label, getattr(winograd_kernels, name)))
     _instrument(im2col_gemm, {"_fill_phases": "pad the chunk", "_fill_flat_cols": "build the columns"})
-    profile("conv2d winograd, (8,64,56,56) -> 64, 3x3", lambda: conv2d(x, w, b, padding=1, method="winograd"))
     pads = ((1, 1), (1, 1))
+    profile("conv2d winograd, (8,64,56,56) -> 64, 3x3", lambda: conv2d(x, w, b, padding=1, method="winograd"))
+    profile(
+        "grad_w + grad_b by Winograd, same layer",
+        lambda: winograd.grad_weight_winograd(g, x, pads, w.shape, 1, get_memory_budget()),
+    )
+    os.environ["CONV_LIB_JIT"] = "0"
+    profile(
+        "conv2d winograd on the NumPy path (CONV_LIB_JIT=0), same layer",
+        lambda: conv2d(x, w, b, padding=1, method="winograd"),
+    )
+    del os.environ["CONV_LIB_JIT"]
     profile(
         "grad_w + grad_b by im2col, same layer",
         lambda: grad_weight_bias(g, x, pads, w.shape, (1, 1), (1, 1), 1, "im2col"),

@@ -26,9 +26,12 @@ integer-valued inputs "direct" and "im2col" are exact):
     :func:`col2im` are the textbook (unchunked) versions of the same matrix.
 ``"winograd"`` (NCHW layers only: 3x3 kernels, stride 1, dilation 1)
     Winograd's minimal filtering F(4x4, 3x3), :mod:`conv_lib.winograd`: 36
-    multiplications per 4x4 tile of outputs instead of 144, as batched GEMMs; float32
-    results carry a larger rounding error (``conv_lib.winograd.FLOAT32_RTOL``). In
-    :data:`LAYER_METHODS`, not in :data:`METHODS` (which compute any layer).
+    multiplications per 4x4 tile of outputs instead of 144, as batched GEMMs, with the
+    tile transforms compiled by numba where it is installed
+    (:mod:`conv_lib.winograd_kernels`); float32 results carry a larger rounding error
+    (``conv_lib.winograd.FLOAT32_RTOL``). Fastest for 3x3 layers with many channels,
+    forward and backward. In :data:`LAYER_METHODS`, not in :data:`METHODS` (which
+    compute any layer).
 ``"fft"``
     Multiplies spectra (convolution theorem) using ``scipy.fft.rfft2`` with fast
     lengths; cost independent of the kernel size, so it wins for big kernels. For
@@ -47,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from conv_lib import winograd
+from conv_lib import winograd, winograd_kernels
 from conv_lib.im2col_gemm import (
     _chunks,
     _cols_limit,
@@ -142,14 +145,31 @@ _NS_PER_TILE_COPY = 0.3  # per element of the gathered input tiles and of the ou
 _NS_WINOGRAD_CALL = 150e3  # fixed cost of a call (threads, weight transform, buffers)
 _NS_PER_WINOGRAD_CHUNK = 200e3  # the NumPy calls of one chunk (pads, gathers, GEMMs, writes)
 _NS_IM2COL_CALL = 30e3
+# With the compiled transforms (conv_lib.winograd_kernels), fitted to the forward times
+# of 13 layers (bench/bench_conv.py's method; 3 to 512 channels, 7 to 224 pixels):
+# the GEMMs' efficiency ~ p / (p + 44), a transform costs per element of V and of the
+# products, every chunk reads the transformed kernels U again, and a call has a fixed
+# cost (threads, numba's dispatch, the kernel transform).
+_COMPILED_GEMM_FACTOR = 0.86  # per multiply-add, relative to the im2col model's constant
+_COMPILED_TILES_HALF = 44  # tiles per chunk at which the GEMMs run at half speed
+_NS_PER_TRANSFORMED_ELEMENT = 0.46
+_NS_PER_KERNEL_ELEMENT_READ = 0.26
+_NS_COMPILED_WINOGRAD_CALL = 155e3
 
 
 def _winograd_cost(n: int, c: int, c_out: int, c_per_group: int, ho: int, wo: int, gemm_ns: float) -> float:
     """Modelled nanoseconds of ``method="winograd"`` (tile 4x4, chunks as conv_lib.winograd
-    plans them)."""
-    plan = winograd._TilePlan(ho + 2, wo + 2, ((0, 0), (0, 0)), winograd.TILE)
-    chunks = winograd._plan_chunks(n, c, c_out, plan, 4, get_memory_budget())
+    plans them), on the compiled transforms where they are available."""
+    compiled = winograd_kernels.available()
+    plan = winograd._TilePlan(ho + 2, wo + 2, ((0, 0), (0, 0)), winograd.TILE, garbage=not compiled)
+    chunks = winograd._plan_chunks(n, c, c_out, plan, 4, get_memory_budget(), compiled)
     p = max((n1 - n0) * plan.positions(t0, t1) for n0, n1, t0, t1 in chunks)  # tiles per chunk
+    if compiled:
+        efficiency = p / (p + _COMPILED_TILES_HALF)
+        per_tile = 36 * c_out * c_per_group * gemm_ns * _COMPILED_GEMM_FACTOR / efficiency
+        per_tile += 36 * (c + c_out) * _NS_PER_TRANSFORMED_ELEMENT
+        kernel_reads = len(chunks) * 36 * c_out * c_per_group * _NS_PER_KERNEL_ELEMENT_READ
+        return n * plan.th * plan.tw * per_tile + kernel_reads + _NS_COMPILED_WINOGRAD_CALL
     efficiency = p / (p + 32)
     macs = 36 * c_out * c_per_group / efficiency + 36 * 36 * c + 16 * 36 * c_out
     copies = 36 * c + 16 * c_out

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from conv_lib import winograd_kernels
 from conv_lib.algorithms import (
     LAYER_METHODS,
     choose_method,
@@ -228,13 +229,21 @@ def conv2d_backward(
         return grad_x, grad_w, grad_b
     if method == "auto":
         # grad_x of a stride-1 3x3 layer is itself a stride-1 3x3 correlation (of grad_out
-        # with the flipped kernel): Winograd where the forward choice would take it
+        # with the flipped kernel): Winograd where the forward choice would take it.
+        # grad_w: Winograd's adjoint where the forward choice takes Winograd and its
+        # transforms are compiled (conv_lib.winograd_kernels); im2col otherwise (the
+        # NumPy adjoint was slower than im2col's single GEMM, bench/bench_conv.py).
         transposed_w = (weight.shape[1] * groups, weight.shape[0] // groups, *weight.shape[2:])
         if choose_method(grad_out.shape, transposed_w, stride, dilation, dtype) == "winograd":
             grad_x = grad_input_winograd(grad_out, weight, pads, groups, get_memory_budget())
-            grad_w, grad_b = grad_weight_bias(
-                grad_out, x, pads, weight.shape, stride, dilation, groups, "im2col"
-            )
+            forward = choose_method(x.shape, weight.shape, stride, dilation, dtype)
+            if forward == "winograd" and winograd_kernels.available():
+                budget = get_memory_budget()
+                grad_w, grad_b = grad_weight_winograd(grad_out, x, pads, weight.shape, groups, budget)
+            else:
+                grad_w, grad_b = grad_weight_bias(
+                    grad_out, x, pads, weight.shape, stride, dilation, groups, "im2col"
+                )
             return grad_x, grad_w, grad_b
     method = "direct" if method == "direct" else "im2col"
     grad_x = grad_input(grad_out, weight, x.shape[2:], pads, stride, dilation, groups, method)

@@ -20,6 +20,13 @@ This module does exactly that, with NumPy's ``matmul`` (BLAS) for everything:
 3. ``n*n`` GEMMs ``U @ V`` (batched ``matmul``; per group for grouped layers);
 4. the output transform, one GEMM with ``kron(A^T, A^T)``, and the tiles written out.
 
+That NumPy path spends more time on the copies of steps 2 and 4 and on their
+transform GEMMs than on step 3. For ``F(4x4, 3x3)``, when numba is installed, steps 2
+and 4 are instead loops compiled by numba (:mod:`conv_lib.winograd_kernels`) that read
+the input and write the result directly, one pass each, and only step 3 stays a GEMM;
+``CONV_LIB_JIT=0`` in the environment selects the NumPy path. The two paths compute
+the same sums in a different order: their results differ by rounding only.
+
 Chunks of tiles (whole images, or bands of tile rows of one image) keep the
 transformed tiles within the memory budget (:func:`conv_lib.set_memory_budget`) and
 below 32 MiB per thread; each chunk pads its own band of the input and writes its own
@@ -44,6 +51,7 @@ from typing import Any
 
 import numpy as np
 
+from conv_lib import winograd_kernels
 from conv_lib.layout import fill_component
 from conv_lib.validation import check_choice
 from conv_lib.workspace import Workspace, run_chunks, single_threaded_blas, thread_workspace, worker_count
@@ -73,6 +81,10 @@ FLOAT32_RTOL = 1e-4
 # Larger chunks were faster on the benchmark's layers (bench/bench_conv.py; 2**20 to
 # 2**24 tried): a chunk costs a few dozen NumPy calls, whatever its size.
 _CHUNK_ELEMENTS = 2**23
+# The compiled path (conv_lib.winograd_kernels) costs almost nothing per chunk: its
+# chunks are small enough that the transformed tiles and products (4 MiB in float32)
+# stay in the core's cache between the transforms and the GEMMs (2**19 to 2**22 tried).
+_COMPILED_CHUNK_ELEMENTS = 2**20
 
 # Lavin & Gray's matrices. F(2, 3): points 0, 1, -1 and infinity. F(4, 3): 0, 1, -1, 2,
 # -2 and infinity.
@@ -209,12 +221,14 @@ def check_winograd(kernel: tuple[int, int], stride: tuple[int, int], dilation: t
 class _TilePlan:
     """Tiles of the output of ``x (H, W)`` zero-padded by ``pads`` (stride 1, 3x3)."""
 
-    def __init__(self, h: int, w: int, pads, m: int):
+    def __init__(self, h: int, w: int, pads, m: int, garbage: bool = True):
         (pt, pb), (pl, pr) = pads
         self.m, self.n = m, m + 2
         self.ho, self.wo = h + pt + pb - 2, w + pl + pr - 2
         self.th, self.tw = -(-self.ho // m), -(-self.wo // m)
-        self.stride = self.tw + 1  # tiles per row of the flat layout (one garbage tile)
+        # tiles per row of the flat layout: one garbage tile on the NumPy path, none on
+        # the compiled one (conv_lib.winograd_kernels)
+        self.stride = self.tw + 1 if garbage else self.tw
         self.wf = m * self.stride  # flat row length
         self.pads = pads
 
@@ -322,14 +336,17 @@ def weight_transform(w: np.ndarray, groups: int, m: int = TILE) -> np.ndarray:
     return np.ascontiguousarray(u.reshape(-1, groups, o // groups, cg))
 
 
-def _chunks(n: int, plan: _TilePlan, elements_per_tile: int, itemsize: int, budget: int, workers: int = 1):
+def _chunks(
+    n: int, plan: _TilePlan, elements_per_tile: int, itemsize: int, budget: int, workers: int = 1,
+    largest: int = _CHUNK_ELEMENTS,
+):  # fmt: skip
     """``(n0, n1, t0, t1)``: images ``n0:n1`` and tile rows ``t0:t1`` whose buffers hold at
-    most ``min(budget, _CHUNK_ELEMENTS)`` worth of elements (at least one tile row).
+    most ``min(budget, largest)`` worth of elements (at least one tile row).
 
     Chunks are as large as that allows (every chunk costs a few dozen NumPy calls) and
     of equal size, their number a multiple of ``workers`` where the images allow it, so
     that the threads finish together."""
-    limit = max(1, min(budget // itemsize, _CHUNK_ELEMENTS))
+    limit = max(1, min(budget // itemsize, largest))
     per_row = elements_per_tile * plan.stride
     per_image = per_row * plan.th
     if per_image <= limit:
@@ -349,13 +366,19 @@ def _chunks(n: int, plan: _TilePlan, elements_per_tile: int, itemsize: int, budg
             yield n0, n0 + 1, t0, min(plan.th, t0 + band)
 
 
-
-def _plan_chunks(n: int, c: int, o: int, plan: _TilePlan, itemsize: int, budget: int):
+def _plan_chunks(n: int, c: int, o: int, plan: _TilePlan, itemsize: int, budget: int, compiled: bool = False):
     """Chunks of tiles; every thread's buffers for one chunk stay within the budget."""
-    # per tile: D, V, the products, the output tiles, the padded input and output rows
-    per_tile = plan.n**2 * (2 * c + o) + plan.m**2 * (o + c + o)
     workers = worker_count()
-    return list(_chunks(n, plan, per_tile, itemsize, max(1, budget // workers), workers))
+    if compiled:  # V and the products (the compiled transforms' own buffers are per row)
+        per_tile, largest = plan.n**2 * (c + o), _COMPILED_CHUNK_ELEMENTS
+    else:  # D, V, the products, the output tiles, the padded input and output rows
+        per_tile, largest = plan.n**2 * (2 * c + o) + plan.m**2 * (o + c + o), _CHUNK_ELEMENTS
+    return list(_chunks(n, plan, per_tile, itemsize, max(1, budget // workers), workers, largest))
+
+
+def _compiled(m: int) -> bool:
+    """Whether ``F(m x m, 3x3)`` runs on the compiled transforms (:mod:`conv_lib.winograd_kernels`)."""
+    return m == 4 and winograd_kernels.available()
 
 
 def _ones_position(m: int) -> int:
@@ -375,6 +398,8 @@ def corr_winograd(
     ``x``, ``w`` and ``bias`` share a floating dtype (validated by the caller). Chunks of
     tiles run on conv_lib's threads (:func:`conv_lib.workspace.run_chunks`), each in its
     thread's work arrays (:func:`conv_lib.workspace.thread_workspace`)."""
+    if _compiled(m):
+        return _corr_compiled(x, pads, w, groups, budget, bias)
     n, c, h, wd = x.shape
     o, cg = w.shape[:2]
     og = o // groups
@@ -398,6 +423,33 @@ def corr_winograd(
                 prod[ones].reshape(o, p)[...] += bias[:, None]
             y = np.matmul(aa, prod.reshape(nn2, o * p), out=ws.get("y", (mm, o * p)))
             _write_output(out, ws, y.reshape(mm, o, n1 - n0, p // (n1 - n0)), n0, n1, t0, t1, plan)
+
+    run_chunks(work, len(chunks))
+    return out
+
+
+def _corr_compiled(x: np.ndarray, pads, w: np.ndarray, groups: int, budget: int, bias: Any) -> np.ndarray:
+    """:func:`corr_winograd` for ``F(4x4, 3x3)`` with the compiled transforms: per chunk,
+    ``V = B^T d B`` straight from ``x``, the 36 GEMMs ``U @ V``, and ``A^T M A + bias``
+    straight into the result."""
+    x = np.ascontiguousarray(x)
+    n, c, h, wd = x.shape
+    o, cg = w.shape[:2]
+    og = o // groups
+    plan = _TilePlan(h, wd, pads, 4, garbage=False)
+    u = weight_transform(w, groups, 4)
+    b = np.zeros(o, x.dtype) if bias is None else np.ascontiguousarray(bias, dtype=x.dtype)
+    out = np.empty((n, o, plan.ho, plan.wo), dtype=x.dtype)
+    chunks = _plan_chunks(n, c, o, plan, x.itemsize, budget, compiled=True)
+
+    def work(k0: int, k1: int) -> None:
+        ws = thread_workspace(x.dtype)
+        for n0, n1, t0, t1 in chunks[k0:k1]:
+            p = (n1 - n0) * (t1 - t0) * plan.tw
+            v = ws.get("v", (36, c, p))
+            winograd_kernels.input_transform(x, n0, n1, t0, t1, pads, plan.tw, v, ws)
+            prod = np.matmul(u, v.reshape(36, groups, cg, p), out=ws.get("prod", (36, groups, og, p)))
+            winograd_kernels.output_transform(prod.reshape(36, o, p), b, out, n0, n1, t0, t1, plan.tw, ws)
 
     run_chunks(work, len(chunks))
     return out
@@ -432,11 +484,32 @@ def grad_weight_winograd(
     n, c, h, wd = x.shape
     o, cg = w_shape[:2]
     og = o // groups
-    plan = _TilePlan(h, wd, pads, m)
+    compiled = _compiled(m)
+    plan = _TilePlan(h, wd, pads, m, garbage=not compiled)
     nn2, mm = plan.n**2, m * m
     aa, gg, bb = _kron(m, x.dtype.char)
     ones = _ones_position(m)
-    chunks = _plan_chunks(n, c, o, plan, x.itemsize, budget)
+    chunks = _plan_chunks(n, c, o, plan, x.itemsize, budget, compiled)
+    if compiled:
+        x, g = np.ascontiguousarray(x), np.ascontiguousarray(g)
+
+    def work_compiled(k0: int, k1: int) -> tuple[np.ndarray, np.ndarray]:
+        ws = thread_workspace(x.dtype)
+        # the sum over this thread's chunks, and each chunk's products, in kept arrays
+        # (fresh ones cost a page fault per 4 KiB at every call)
+        du = ws.get("du", (nn2, groups, og, cg))
+        du[...] = 0
+        part = ws.get("du_chunk", (nn2, groups, og, cg))
+        db = np.zeros(o, dtype=x.dtype)
+        for n0, n1, t0, t1 in chunks[k0:k1]:
+            p = (n1 - n0) * (t1 - t0) * plan.tw
+            v = ws.get("v", (nn2, c, p))
+            winograd_kernels.input_transform(x, n0, n1, t0, t1, pads, plan.tw, v, ws)
+            z = ws.get("prod", (nn2, o, p))
+            winograd_kernels.grad_output_transform(g, n0, n1, t0, t1, plan.tw, z, db, ws)
+            vt = v.reshape(nn2, groups, cg, p).transpose(0, 1, 3, 2)
+            du += np.matmul(z.reshape(nn2, groups, og, p), vt, out=part)
+        return du.copy(), db
 
     def work(k0: int, k1: int) -> tuple[np.ndarray, np.ndarray]:
         ws = thread_workspace(x.dtype)
@@ -453,9 +526,10 @@ def grad_weight_winograd(
             du += np.matmul(z.reshape(nn2, groups, og, p), vt)
         return du, db
 
-    parts = run_chunks(work, len(chunks))
+    parts = run_chunks(work_compiled if compiled else work, len(chunks))
     du = sum(part[0] for part in parts)
-    gw = gg.T @ du.reshape(nn2, o * cg)  # (9, O*cg)
+    with single_threaded_blas():  # a small product: wake no BLAS thread (see weight_transform)
+        gw = gg.T @ du.reshape(nn2, o * cg)  # (9, O*cg)
     return np.ascontiguousarray(gw.T).reshape(w_shape), sum(part[1] for part in parts)
 
 

@@ -2,11 +2,13 @@
 
 The fast paths (``"im2col"``, ``"winograd"``, ``"fft"``) cut a layer into chunks whose
 intermediates fit the memory budget (:func:`set_memory_budget`) and a size measured
-fastest (16-32 MiB: each chunk costs a few dozen NumPy calls, whatever its size, so
-chunks are as large as that and of equal size). :func:`run_chunks` hands the chunks to conv_lib's
-threads, each with single-threaded BLAS; each thread keeps its work arrays between calls
-(:func:`thread_workspace`), so that a layer called again reuses memory that is already
-mapped instead of paying the operating system's page faults on fresh memory.
+fastest (16-32 MiB where each chunk costs a few dozen NumPy calls, whatever its size, so
+chunks are as large as that and of equal size; 4 MiB, which stays in a core's cache,
+for Winograd's compiled transforms, whose chunks cost almost nothing).
+:func:`run_chunks` hands the chunks to conv_lib's threads, each with single-threaded BLAS;
+each thread keeps its work arrays between calls (:func:`thread_workspace`), so that a
+layer called again reuses memory that is already mapped instead of paying the operating
+system's page faults on fresh memory.
 """
 
 from __future__ import annotations
@@ -59,8 +61,9 @@ def set_memory_budget(nbytes: int) -> None:
     tiny budget is honoured as far as that allows. Default 256 MiB.
 
     The work arrays of ``"im2col"`` and ``"winograd"`` are kept per thread between
-    calls (at most one chunk's worth each: up to 32 MiB per thread for ``"winograd"``,
-    16 MiB for all of ``"im2col"``'s threads); :func:`release_workspaces` frees them.
+    calls (at most one chunk's worth each: up to 32 MiB per thread for ``"winograd"``
+    on its NumPy path, 4 MiB on its compiled one, 16 MiB for all of ``"im2col"``'s
+    threads); :func:`release_workspaces` frees them.
 
     Parameters
     ----------

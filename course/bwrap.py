@@ -225,6 +225,9 @@ def _default_env(extra: Mapping[str, str] | None, readonly: Sequence[Path]) -> d
         "OMP_NUM_THREADS": "1",
         "OPENBLAS_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
+        # conv_lib's Winograd path on NumPy, never numba's compiler: a student's call
+        # must not spend its time limit compiling (conv_lib.winograd_kernels)
+        "CONV_LIB_JIT": "0",
     }
     if extra:
         env.update(extra)

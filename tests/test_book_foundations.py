@@ -183,6 +183,12 @@ def test_efficient_convolution_im2col_and_fft(site_dir, summary_feature_map):
     assert _squash(str(summary_feature_map.astype(float))) in text
     assert re.search(r"full\s+fft\s+max \|difference to direct\| = \d\.\de-1[3-6]", text)
     assert "ms/call" in text and "conv_lib winograd" in text and "conv_lib im2col" in text  # the layer table
+    # the prose's ratio of Winograd's NumPy transforms to its compiled ones is the table's
+    numpy_ms = float(re.search(r"conv_lib winograd, NumPy transforms\s+([\d.]+)", text).group(1))
+    compiled_ms = float(re.search(r"conv_lib winograd\s+([\d.]+)", text).group(1))
+    said = re.search(r"the NumPy version took ([\d.]+) times as long as the compiled one", text)
+    said = float(said.group(1))
+    assert abs(said - numpy_ms / compiled_ms) <= 0.06 * said + 0.05
 
 
 def test_backpropagation_gradient_checks_pass(site_dir):

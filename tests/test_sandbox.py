@@ -120,6 +120,29 @@ def test_runs_unprivileged_without_capabilities(work: Path) -> None:
     assert info["cwd"] == str(SANDBOX_WORKDIR)
 
 
+def test_conv_lib_uses_its_numpy_path_inside(work: Path) -> None:
+    """A student's conv_lib call never waits for numba's compiler: the sandbox's
+    environment sets CONV_LIB_JIT=0, and Winograd then runs on NumPy (and is right)."""
+    r = run_py(
+        f"""
+        import sys
+        sys.path.insert(0, {str(ROOT)!r})
+        import os
+        import numpy as np
+        import conv_lib.winograd_kernels as kernels
+        from conv_lib import conv2d
+        x = np.arange(2 * 3 * 6 * 5, dtype=float).reshape(2, 3, 6, 5) % 7
+        w = np.arange(4 * 3 * 9, dtype=float).reshape(4, 3, 3, 3) % 5
+        diff = np.abs(conv2d(x, w, padding=1, method="winograd") - conv2d(x, w, padding=1, method="direct"))
+        print(os.environ.get("CONV_LIB_JIT"), kernels.available(), kernels.kernels.cache_info().currsize,
+              float(diff.max()) < 1e-9, "numba" in sys.modules)
+        """,
+        work,
+    )
+    assert r.ok, r.stderr
+    assert r.stdout.split() == ["0", "False", "0", "True", "False"]
+
+
 def test_seccomp_blocks_new_namespaces_and_ptrace(work: Path) -> None:
     r = run_py(
         """

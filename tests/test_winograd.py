@@ -1,8 +1,11 @@
 """method="winograd" (conv_lib.winograd): F(m x m, 3x3) against torch and the direct
-method, backward as the adjoint of forward, memory budget, choice, and errors."""
+method, backward as the adjoint of forward, memory budget, choice, and errors; each
+on the compiled transforms (conv_lib.winograd_kernels, numba) and on the NumPy path."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import tracemalloc
 
 import numpy as np
@@ -20,12 +23,30 @@ from conv_lib import (
     release_workspaces,
     set_memory_budget,
     winograd_1d,
+    winograd_kernels,
     winograd_matrices,
 )
 from conv_lib.winograd import FLOAT32_RTOL, TILE, winograd_error
 
 SETTINGS = settings(max_examples=25, deadline=None)
 RTOL = {np.float32: FLOAT32_RTOL, np.float64: 1e-12}
+PATHS = ["compiled", "numpy"]
+
+
+@contextlib.contextmanager
+def transforms(path):
+    """Run Winograd on the compiled transforms or on the NumPy path (``CONV_LIB_JIT``);
+    the compiled one must then really be available (numba is a dependency)."""
+    old = os.environ.get("CONV_LIB_JIT")
+    os.environ["CONV_LIB_JIT"] = "1" if path == "compiled" else "0"
+    try:
+        assert winograd_kernels.available() == (path == "compiled")
+        yield
+    finally:
+        if old is None:
+            del os.environ["CONV_LIB_JIT"]
+        else:
+            os.environ["CONV_LIB_JIT"] = old
 
 
 def _close(got, want, dtype):
@@ -69,9 +90,10 @@ def layers(draw):
     return x, weight, dict(padding=padding, groups=groups), rng
 
 
+@pytest.mark.parametrize("path", PATHS)
 @SETTINGS
 @given(layers(), st.sampled_from([np.float32, np.float64]), st.sampled_from([None, 1]), st.booleans())
-def test_winograd_matches_direct(layer, dtype, budget, with_bias):
+def test_winograd_matches_direct(path, layer, dtype, budget, with_bias):
     """Forward (with and without a bias, which Winograd adds inside its chunks) and
     backward against the direct method; a 1-byte budget makes every tile row its own
     chunk, so chunks start at every tile row of the padded input."""
@@ -86,8 +108,9 @@ def test_winograd_matches_direct(layer, dtype, budget, with_bias):
     old = get_memory_budget()
     set_memory_budget(budget or old)
     try:
-        got = conv2d(x, weight, bias, method="winograd", **kwargs)
-        got_back = conv2d_backward(g, x, weight, method="winograd", **kwargs)
+        with transforms(path):
+            got = conv2d(x, weight, bias, method="winograd", **kwargs)
+            got_back = conv2d_backward(g, x, weight, method="winograd", **kwargs)
     finally:
         set_memory_budget(old)
     assert got.dtype == dtype
@@ -96,14 +119,16 @@ def test_winograd_matches_direct(layer, dtype, budget, with_bias):
         _close(got_part, want_part.astype(dtype), dtype)
 
 
+@pytest.mark.parametrize("path", PATHS)
 @SETTINGS
 @given(layers())
-def test_winograd_backward_is_the_adjoint(layer):
+def test_winograd_backward_is_the_adjoint(path, layer):
     """<conv(x, w), g> = <x, grad_x> = <w, grad_w> (the forward is linear in x and in w)."""
     x, weight, kwargs, rng = layer
-    out = conv2d(x, weight, method="winograd", **kwargs)
-    g = rng.standard_normal(out.shape)
-    grad_x, grad_w, _ = conv2d_backward(g, x, weight, method="winograd", **kwargs)
+    with transforms(path):
+        out = conv2d(x, weight, method="winograd", **kwargs)
+        g = rng.standard_normal(out.shape)
+        grad_x, grad_w, _ = conv2d_backward(g, x, weight, method="winograd", **kwargs)
     lhs = float(np.sum(out * g))
     scale = float(np.abs(out).sum() * np.abs(g).max()) + 1e-30
     assert abs(lhs - float(np.sum(x * grad_x))) <= 1e-12 * scale
@@ -115,12 +140,14 @@ TORCH_CASES = [
     ((1, 6, 9, 14), (4, 3, 3, 3), dict(padding=(2, 0), groups=2)),  # partial tiles, groups
     ((3, 4, 7, 5), (4, 1, 3, 3), dict(padding="same", groups=4)),  # depthwise
     ((1, 3, 3, 3), (5, 3, 3, 3), dict(padding=0, groups=1)),  # one output pixel
+    ((3, 32, 30, 34), (24, 32, 3, 3), dict(padding=(1, 2), groups=1)),  # chunks on both threads
 ]
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", range(len(TORCH_CASES)))
-def test_winograd_matches_torch(case, dtype):
+def test_winograd_matches_torch(case, dtype, path):
     x_shape, w_shape, kwargs = TORCH_CASES[case]
     rng = np.random.default_rng(case)
     x, w = rng.standard_normal(x_shape).astype(dtype), rng.standard_normal(w_shape).astype(dtype)
@@ -130,8 +157,9 @@ def test_winograd_matches_torch(case, dtype):
     out_t = F.conv2d(xt, wt, bt, **kwargs)
     g = rng.standard_normal(tuple(out_t.shape)).astype(dtype)
     out_t.backward(torch.tensor(g))
-    _close(conv2d(x, w, b, method="winograd", **kwargs), out_t.detach().numpy(), dtype)
-    gx, gw, gb = conv2d_backward(g, x, w, method="winograd", **kwargs)
+    with transforms(path):
+        _close(conv2d(x, w, b, method="winograd", **kwargs), out_t.detach().numpy(), dtype)
+        gx, gw, gb = conv2d_backward(g, x, w, method="winograd", **kwargs)
     _close(gx, xt.grad.numpy(), dtype)
     _close(gw, wt.grad.numpy(), dtype)
     _close(gb, bt.grad.numpy(), dtype)
@@ -190,11 +218,17 @@ def test_memory_budget_bounds_the_transformed_tiles(restore_budget):
 
 
 def test_choose_method_picks_winograd_where_it_pays():
-    assert choose_method((8, 64, 56, 56), (64, 64, 3, 3), dtype=np.float32) == "winograd"
-    assert choose_method((8, 128, 28, 28), (128, 128, 3, 3), dtype=np.float64) == "winograd"
-    # few channels: the transforms cost more than they save
-    assert choose_method((2, 3, 16, 16), (4, 3, 3, 3), dtype=np.float32) == "im2col"
-    assert choose_method((8, 64, 14, 14), (64, 64, 3, 3), dtype=np.float32) == "im2col"  # small images
+    with transforms("compiled"):
+        assert choose_method((8, 64, 56, 56), (64, 64, 3, 3), dtype=np.float32) == "winograd"
+        assert choose_method((8, 128, 28, 28), (128, 128, 3, 3), dtype=np.float64) == "winograd"
+        assert choose_method((8, 64, 14, 14), (64, 64, 3, 3), dtype=np.float32) == "winograd"
+        # few channels: the transforms cost more than they save; 7x7 maps: 4 tiles per
+        # image, a third of them padding, and skinny GEMMs
+        assert choose_method((2, 3, 16, 16), (4, 3, 3, 3), dtype=np.float32) == "im2col"
+        assert choose_method((8, 512, 7, 7), (512, 512, 3, 3), dtype=np.float32) == "im2col"
+    with transforms("numpy"):  # the NumPy path's chunks cost more: small images stay im2col
+        assert choose_method((8, 64, 56, 56), (64, 64, 3, 3), dtype=np.float32) == "winograd"
+        assert choose_method((8, 64, 14, 14), (64, 64, 3, 3), dtype=np.float32) == "im2col"
     # not a 3x3 stride-1 layer, or an integer input that must stay exact
     assert choose_method((8, 64, 56, 56), (64, 64, 3, 3), stride=2) == "im2col"
     assert choose_method((8, 64, 56, 56), (64, 64, 5, 5)) == "im2col"
@@ -202,17 +236,34 @@ def test_choose_method_picks_winograd_where_it_pays():
     assert choose_method((8, 64, 56, 56), (64, 64, 3, 3), dtype=np.int32) == "im2col"
 
 
-def test_auto_runs_winograd_where_it_pays():
+@pytest.mark.parametrize("path", PATHS)
+def test_auto_runs_winograd_where_it_pays(path):
     rng = np.random.default_rng(3)
     x = rng.standard_normal((2, 128, 28, 28), dtype=np.float32)
     w = rng.standard_normal((128, 128, 3, 3), dtype=np.float32)
     g = rng.standard_normal((2, 128, 28, 28), dtype=np.float32)
-    assert choose_method(x.shape, w.shape, dtype=x.dtype) == "winograd"
-    assert np.array_equal(conv2d(x, w, padding=1), conv2d(x, w, padding=1, method="winograd"))
-    # backward: grad_x by Winograd (a stride-1 3x3 correlation of grad_out), grad_w by im2col
-    auto_gx, auto_gw, _ = conv2d_backward(g, x, w, padding=1)
-    assert np.array_equal(auto_gx, conv2d_backward(g, x, w, padding=1, method="winograd")[0])
-    assert np.array_equal(auto_gw, conv2d_backward(g, x, w, padding=1, method="im2col")[1])
+    with transforms(path):
+        assert choose_method(x.shape, w.shape, dtype=x.dtype) == "winograd"
+        assert np.array_equal(conv2d(x, w, padding=1), conv2d(x, w, padding=1, method="winograd"))
+        # backward: grad_x by Winograd (a stride-1 3x3 correlation of grad_out); grad_w
+        # by Winograd's adjoint on the compiled transforms, by im2col on the NumPy path
+        auto_gx, auto_gw, _ = conv2d_backward(g, x, w, padding=1)
+        winograd_gx, winograd_gw, _ = conv2d_backward(g, x, w, padding=1, method="winograd")
+        im2col_gw = conv2d_backward(g, x, w, padding=1, method="im2col")[1]
+    assert np.array_equal(auto_gx, winograd_gx)
+    assert np.array_equal(auto_gw, winograd_gw if path == "compiled" else im2col_gw)
+    assert not np.array_equal(winograd_gw, im2col_gw)  # the two differ in rounding: the check can fail
+
+
+def test_compiled_kernels_are_compiled_once_per_dtype():
+    """The compiled path really runs numba's kernels: one set per float dtype."""
+    rng = np.random.default_rng(4)
+    with transforms("compiled"):
+        for dtype in (np.float32, np.float64):
+            x = rng.standard_normal((1, 4, 9, 9)).astype(dtype)
+            conv2d(x, rng.standard_normal((2, 4, 3, 3)).astype(dtype), padding=1, method="winograd")
+    compiled = {char for char in "fd" if winograd_kernels.kernels(char).input_transform.signatures}
+    assert compiled == {"f", "d"}
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,312 @@
+"""Compiled transforms of ``F(4x4, 3x3)`` for :mod:`conv_lib.winograd` (numba).
+
+:mod:`conv_lib.winograd` computes Winograd's algorithm with NumPy alone: the tiles are
+gathered by strided copies and transformed by GEMMs with the 36x36 matrix
+``kron(B^T, B^T)``. Those copies and transform GEMMs cost more than the 36 GEMMs that
+do the layer's multiplications (``bench/profile_layers.py``). This module does the
+same transforms as loops compiled by numba, one pass over the data each:
+
+* :func:`input_transform`: ``V = B^T d B`` of every input tile of a chunk, read
+  straight from ``x`` (the padding is never materialised), in the layout of the GEMMs,
+  ``V (36, C, tiles)``;
+* :func:`output_transform`: ``Y = A^T M A + bias`` of every product tile, written
+  straight into the result;
+* :func:`grad_output_transform`: ``Z = A dY A^T`` of every tile of ``grad_out`` (the
+  adjoint of the output transform, for the weight gradient), and the bias gradient.
+
+The GEMMs between them stay NumPy ``matmul`` (BLAS). The transforms are the 1-D
+``F(4, 3)`` transforms applied along rows then columns, with ``B^T``, ``A^T`` written
+out as additions and multiplications by 2, 4, 5 and 8 (their entries).
+
+The kernels are compiled on first use, once per dtype (a second or two). numba is
+optional: :func:`available` is false when it is not installed or when the environment
+sets ``CONV_LIB_JIT=0`` (the course's grading sandbox does, so that a student's call
+never waits for the compiler), and :mod:`conv_lib.winograd` then uses its NumPy path.
+
+Layout. A chunk is images ``n0:n1`` and tile rows ``t0:t1`` (``nt`` of them) of a layer
+whose output has ``tw`` tiles per row; tile ``(n, ty, tx)`` of the chunk is column
+``((n - n0)*nt + ty)*tw + tx`` of ``V``, ``M`` and ``Z``. For one image and channel,
+the padded band is split into its 4x4 polyphase components (``xq[b % 4, a % 4]`` holds
+padded element ``(4*Y + a, 4*X + b)`` at ``Y*tw + X``), so that every step below is a
+loop over one long contiguous index, which the compiler vectorises; the two padded
+columns right of the last tile of each row (``4*tw``, ``4*tw + 1``) are kept apart
+(``edge``) and the last tile of each row is corrected with them.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+from types import SimpleNamespace
+
+import numpy as np
+
+__all__ = ["available", "grad_output_transform", "input_transform", "kernels", "output_transform"]
+
+
+def available() -> bool:
+    """Whether the compiled kernels can be used: numba is installed and the environment
+    does not set ``CONV_LIB_JIT=0``."""
+    return os.environ.get("CONV_LIB_JIT", "1") != "0" and _numba_installed()
+
+
+@functools.lru_cache(maxsize=1)
+def _numba_installed() -> bool:
+    return importlib.util.find_spec("numba") is not None
+
+
+@functools.lru_cache(maxsize=4)
+def kernels(dtype_char: str) -> SimpleNamespace:
+    """The kernels for one float dtype (``"f"`` or ``"d"``), compiled on first call.
+
+    The constants are scalars of that dtype, so that float32 data is transformed in
+    float32 (a Python ``int`` times a float32 would be float64 in numba)."""
+    from numba import njit
+
+    t = np.dtype(dtype_char).type
+    c2, c4, c5, c8 = t(2), t(4), t(5), t(8)
+    jit = njit(nogil=True, cache=False)
+
+    @jit
+    def split_band(x, n, c, t0, nt, pt, pl, tw, xq, edge):
+        """``xq (4, 4, (nt+1)*tw + 1)``, ``edge (2, 4, nt+1)`` <- the 4x4 polyphase
+        components of rows ``4*t0 : 4*(t0+nt+1)`` of image ``n``, channel ``c``, of
+        ``x`` zero-padded by ``pt`` rows above and ``pl`` columns on the left."""
+        h, w = x.shape[2], x.shape[3]
+        for a in range(4):
+            for row in range(nt + 1):
+                r = 4 * (t0 + row) + a - pt
+                o0 = row * tw
+                for b in range(4):
+                    for k in range(tw):
+                        xq[b, a, o0 + k] = 0
+                edge[0, a, row] = 0
+                edge[1, a, row] = 0
+                if r >= 0 and r < h:
+                    for j in range(w):
+                        jj = j + pl
+                        col = jj >> 2
+                        if col < tw:
+                            xq[jj & 3, a, o0 + col] = x[n, c, r, j]
+                        elif jj - 4 * tw < 2:
+                            edge[jj - 4 * tw, a, row] = x[n, c, r, j]
+
+    @jit
+    def rows_bt(xq, edge, tw, length, hb):
+        """``hb[nu, a, i] = (B^T d)`` along the row of each tile: for tile column ``X``
+        of phase row ``Y`` (``i = Y*tw + X``), ``d = padded row (4*Y + a), columns
+        4*X .. 4*X + 5``."""
+        for a in range(4):
+            x0, x1, x2, x3 = xq[0, a], xq[1, a], xq[2, a], xq[3, a]
+            h0, h1, h2, h3, h4, h5 = hb[0, a], hb[1, a], hb[2, a], hb[3, a], hb[4, a], hb[5, a]
+            for i in range(length):
+                d0, d1, d2, d3, d4, d5 = x0[i], x1[i], x2[i], x3[i], x0[i + 1], x1[i + 1]
+                h0[i] = c4 * d0 - c5 * d2 + d4
+                h1[i] = d3 + d4 - c4 * (d1 + d2)
+                h2[i] = c4 * (d1 - d2) - d3 + d4
+                h3[i] = c2 * (d3 - d1) - d2 + d4
+                h4[i] = c2 * (d1 - d3) - d2 + d4
+                h5[i] = c4 * d1 - c5 * d3 + d5
+            for row in range(length // tw):  # the last tile of each row: its columns 4, 5
+                i = row * tw + tw - 1
+                d1, d3, d4, d5 = x1[i], x3[i], edge[0, a, row], edge[1, a, row]
+                d0, d2 = x0[i], x2[i]
+                h0[i] = c4 * d0 - c5 * d2 + d4
+                h1[i] = d3 + d4 - c4 * (d1 + d2)
+                h2[i] = c4 * (d1 - d2) - d3 + d4
+                h3[i] = c2 * (d3 - d1) - d2 + d4
+                h4[i] = c2 * (d1 - d3) - d2 + d4
+                h5[i] = c4 * d1 - c5 * d3 + d5
+
+    @jit
+    def cols_bt(hb, v, c, k0, count, tw):
+        """``v[6*xi + nu, c, k0 + k] = (B^T h)[xi]`` down the column of each tile: tile
+        ``k = ty*tw + tx`` reads ``hb[nu, a % 4, k + (a // 4)*tw]``, ``a = 0..5``."""
+        cols = slice(k0, k0 + count)
+        for nu in range(6):
+            h0, h1, h2, h3 = hb[nu, 0], hb[nu, 1], hb[nu, 2], hb[nu, 3]
+            v0, v1, v2 = v[nu, c, cols], v[6 + nu, c, cols], v[12 + nu, c, cols]
+            v3, v4, v5 = v[18 + nu, c, cols], v[24 + nu, c, cols], v[30 + nu, c, cols]
+            for k in range(count):
+                d0, d1, d2, d3, d4, d5 = h0[k], h1[k], h2[k], h3[k], h0[k + tw], h1[k + tw]
+                v0[k] = c4 * d0 - c5 * d2 + d4
+                v1[k] = d3 + d4 - c4 * (d1 + d2)
+                v2[k] = c4 * (d1 - d2) - d3 + d4
+                v3[k] = c2 * (d3 - d1) - d2 + d4
+                v4[k] = c2 * (d1 - d3) - d2 + d4
+                v5[k] = c4 * d1 - c5 * d3 + d5
+
+    @jit
+    def input_transform(x, n0, n1, t0, t1, pt, pl, tw, v, xq, hb, edge):
+        nt = t1 - t0
+        count = nt * tw
+        for n in range(n0, n1):
+            for c in range(x.shape[1]):
+                split_band(x, n, c, t0, nt, pt, pl, tw, xq, edge)
+                rows_bt(xq, edge, tw, (nt + 1) * tw, hb)
+                cols_bt(hb, v, c, (n - n0) * count, count, tw)
+
+    @jit
+    def cols_at(mp, o, k0, count, s):
+        """``s[xi, j, k] = (A^T m)[j]`` along the row ``xi`` of product tile ``k``."""
+        cols = slice(k0, k0 + count)
+        for xi in range(6):
+            p = 6 * xi
+            r0, r1, r2 = mp[p, o, cols], mp[p + 1, o, cols], mp[p + 2, o, cols]
+            r3, r4, r5 = mp[p + 3, o, cols], mp[p + 4, o, cols], mp[p + 5, o, cols]
+            s0, s1, s2, s3 = s[xi, 0], s[xi, 1], s[xi, 2], s[xi, 3]
+            for k in range(count):
+                m0, m5 = r0[k], r5[k]
+                e, f, g, q = r1[k] + r2[k], r1[k] - r2[k], r3[k] + r4[k], r3[k] - r4[k]
+                s0[k] = m0 + e + g
+                s1[k] = f + c2 * q
+                s2[k] = e + c4 * g
+                s3[k] = f + c8 * q + m5
+
+    @jit
+    def rows_at(s, bias, count, y):
+        """``y[i, j, k] = (A^T s)[i] + bias`` down the column ``j`` of tile ``k``."""
+        for j in range(4):
+            r0, r1, r2, r3, r4, r5 = s[0, j], s[1, j], s[2, j], s[3, j], s[4, j], s[5, j]
+            y0, y1, y2, y3 = y[0, j], y[1, j], y[2, j], y[3, j]
+            for k in range(count):
+                m0, m5 = r0[k], r5[k]
+                e, f, g, q = r1[k] + r2[k], r1[k] - r2[k], r3[k] + r4[k], r3[k] - r4[k]
+                y0[k] = m0 + e + g + bias
+                y1[k] = f + c2 * q + bias
+                y2[k] = e + c4 * g + bias
+                y3[k] = f + c8 * q + m5 + bias
+
+    @jit
+    def write_tiles(y, out, n, o, t0, nt, tw):
+        """Output rows of tile rows ``t0 : t0+nt`` of ``out[n, o]`` <- tiles ``y``."""
+        ho, wo = out.shape[2], out.shape[3]
+        for ty in range(nt):
+            for i in range(4):
+                row = 4 * (t0 + ty) + i
+                if row < ho:
+                    dst = out[n, o, row]
+                    src = y[i]
+                    for col in range(wo):
+                        dst[col] = src[col & 3, ty * tw + (col >> 2)]
+
+    @jit
+    def output_transform(mp, bias, out, n0, n1, t0, t1, tw, s, y):
+        nt = t1 - t0
+        count = nt * tw
+        for n in range(n0, n1):
+            for o in range(out.shape[1]):
+                cols_at(mp, o, (n - n0) * count, count, s)
+                rows_at(s, bias[o], count, y)
+                write_tiles(y, out, n, o, t0, nt, tw)
+
+    @jit
+    def read_tiles(g, n, o, t0, nt, tw, y):
+        """``y[i, j, ty*tw + tx] = g[n, o, 4*(t0+ty) + i, 4*tx + j]`` (0 outside ``g``);
+        returns the sum of the values read."""
+        ho, wo = g.shape[2], g.shape[3]
+        total = 0.0
+        for ty in range(nt):
+            for i in range(4):
+                row = 4 * (t0 + ty) + i
+                dst = y[i]
+                k0 = ty * tw
+                if row < ho:
+                    src = g[n, o, row]
+                    for col in range(wo):
+                        value = src[col]
+                        dst[col & 3, k0 + (col >> 2)] = value
+                        total += value
+                    for col in range(wo, 4 * tw):
+                        dst[col & 3, k0 + (col >> 2)] = 0
+                else:
+                    for j in range(4):
+                        for k in range(tw):
+                            dst[j, k0 + k] = 0
+        return total
+
+    @jit
+    def a_rows(y, count, s):
+        """``s[xi, j, k] = (A y)[xi]`` down the column ``j`` of tile ``k``, ``A = (A^T)^T``."""
+        for j in range(4):
+            y0, y1, y2, y3 = y[0, j], y[1, j], y[2, j], y[3, j]
+            s0, s1, s2, s3, s4, s5 = s[0, j], s[1, j], s[2, j], s[3, j], s[4, j], s[5, j]
+            for k in range(count):
+                a, b, e, f = y0[k], y1[k], y2[k], y3[k]
+                even, odd = a + e, b + f
+                even4, odd8 = a + c4 * e, c2 * b + c8 * f
+                s0[k] = a
+                s1[k] = even + odd
+                s2[k] = even - odd
+                s3[k] = even4 + odd8
+                s4[k] = even4 - odd8
+                s5[k] = f
+
+    @jit
+    def a_cols(s, z, o, k0, count):
+        """``z[6*xi + nu, o, k0 + k] = (A s)[nu]`` along the row ``xi`` of tile ``k``."""
+        cols = slice(k0, k0 + count)
+        for xi in range(6):
+            p = 6 * xi
+            y0, y1, y2, y3 = s[xi, 0], s[xi, 1], s[xi, 2], s[xi, 3]
+            z0, z1, z2 = z[p, o, cols], z[p + 1, o, cols], z[p + 2, o, cols]
+            z3, z4, z5 = z[p + 3, o, cols], z[p + 4, o, cols], z[p + 5, o, cols]
+            for k in range(count):
+                a, b, e, f = y0[k], y1[k], y2[k], y3[k]
+                even, odd = a + e, b + f
+                even4, odd8 = a + c4 * e, c2 * b + c8 * f
+                z0[k] = a
+                z1[k] = even + odd
+                z2[k] = even - odd
+                z3[k] = even4 + odd8
+                z4[k] = even4 - odd8
+                z5[k] = f
+
+    @jit
+    def grad_output_transform(g, n0, n1, t0, t1, tw, z, y, s, grad_b):
+        nt = t1 - t0
+        count = nt * tw
+        for n in range(n0, n1):
+            for o in range(g.shape[1]):
+                grad_b[o] += read_tiles(g, n, o, t0, nt, tw, y)
+                a_rows(y, count, s)
+                a_cols(s, z, o, (n - n0) * count, count)
+
+    return SimpleNamespace(
+        input_transform=input_transform,
+        output_transform=output_transform,
+        grad_output_transform=grad_output_transform,
+    )
+
+
+def input_transform(x, n0, n1, t0, t1, pads, tw, v, ws) -> None:
+    """``v (36, C, tiles)`` <- ``B^T d B`` of the input tiles of images ``n0:n1``, tile
+    rows ``t0:t1`` of ``x (N, C, H, W)`` zero-padded by ``pads`` (work arrays from the
+    :class:`~conv_lib.workspace.Workspace` ``ws``)."""
+    (pt, _), (pl, _) = pads
+    nt = t1 - t0
+    length = (nt + 1) * tw
+    kernels(x.dtype.char).input_transform(
+        x, n0, n1, t0, t1, pt, pl, tw, v,
+        ws.get("xq", (4, 4, length + 1)), ws.get("hb", (6, 4, length)), ws.get("edge", (2, 4, nt + 1)),
+    )  # fmt: skip
+
+
+def output_transform(mp, bias, out, n0, n1, t0, t1, tw, ws) -> None:
+    """Output rows of tile rows ``t0:t1`` of images ``n0:n1`` of ``out (N, O, H_out, W_out)``
+    <- ``A^T M A + bias`` of the product tiles ``mp (36, O, tiles)``."""
+    count = (t1 - t0) * tw
+    kernels(out.dtype.char).output_transform(
+        mp, bias, out, n0, n1, t0, t1, tw, ws.get("s", (6, 4, count)), ws.get("tiles", (4, 4, count))
+    )
+
+
+def grad_output_transform(g, n0, n1, t0, t1, tw, z, grad_b, ws) -> None:
+    """``z (36, O, tiles)`` <- ``A dY A^T`` of the 4x4 tiles of ``g (N, O, H_out, W_out)``
+    (images ``n0:n1``, tile rows ``t0:t1``; zero beyond ``g``); adds each channel's sum
+    of ``g`` over those tiles to ``grad_b (O,)``."""
+    count = (t1 - t0) * tw
+    kernels(g.dtype.char).grad_output_transform(
+        g, n0, n1, t0, t1, tw, z, ws.get("tiles", (4, 4, count)), ws.get("s", (6, 4, count)), grad_b
+    )
