@@ -83,7 +83,7 @@ FLOAT32_RTOL = 1e-4
 _CHUNK_ELEMENTS = 2**23
 # The compiled path (conv_lib.winograd_kernels) costs almost nothing per chunk: its
 # chunks are small enough that the transformed tiles and products (4 MiB in float32)
-# stay in the core's cache between the transforms and the GEMMs (2**19 to 2**22 tried).
+# stay in the core's cache between the transforms and the GEMMs (2**18 to 2**21 tried).
 _COMPILED_CHUNK_ELEMENTS = 2**20
 
 # Lavin & Gray's matrices. F(2, 3): points 0, 1, -1 and infinity. F(4, 3): 0, 1, -1, 2,

@@ -38,6 +38,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import threading
 from types import SimpleNamespace
 
 import numpy as np
@@ -56,12 +57,21 @@ def _numba_installed() -> bool:
     return importlib.util.find_spec("numba") is not None
 
 
-@functools.lru_cache(maxsize=4)
+_compile_lock = threading.Lock()
+
+
 def kernels(dtype_char: str) -> SimpleNamespace:
     """The kernels for one float dtype (``"f"`` or ``"d"``), compiled on first call.
 
     The constants are scalars of that dtype, so that float32 data is transformed in
-    float32 (a Python ``int`` times a float32 would be float64 in numba)."""
+    float32 (a Python ``int`` times a float32 would be float64 in numba). conv_lib's
+    threads ask for them at the same time: one set per dtype is made, under a lock."""
+    with _compile_lock:
+        return _kernels(dtype_char)
+
+
+@functools.lru_cache(maxsize=4)
+def _kernels(dtype_char: str) -> SimpleNamespace:
     from numba import njit
 
     t = np.dtype(dtype_char).type

@@ -134,7 +134,7 @@ def test_conv_lib_uses_its_numpy_path_inside(work: Path) -> None:
         x = np.arange(2 * 3 * 6 * 5, dtype=float).reshape(2, 3, 6, 5) % 7
         w = np.arange(4 * 3 * 9, dtype=float).reshape(4, 3, 3, 3) % 5
         diff = np.abs(conv2d(x, w, padding=1, method="winograd") - conv2d(x, w, padding=1, method="direct"))
-        print(os.environ.get("CONV_LIB_JIT"), kernels.available(), kernels.kernels.cache_info().currsize,
+        print(os.environ.get("CONV_LIB_JIT"), kernels.available(), kernels._kernels.cache_info().currsize,
               float(diff.max()) < 1e-9, "numba" in sys.modules)
         """,
         work,

@@ -263,6 +263,7 @@ def test_compiled_kernels_are_compiled_once_per_dtype():
             x = rng.standard_normal((1, 4, 9, 9)).astype(dtype)
             conv2d(x, rng.standard_normal((2, 4, 3, 3)).astype(dtype), padding=1, method="winograd")
     compiled = {char for char in "fd" if winograd_kernels.kernels(char).input_transform.signatures}
+    assert winograd_kernels.kernels("f") is winograd_kernels.kernels("f")  # one set per dtype
     assert compiled == {"f", "d"}
 
 
