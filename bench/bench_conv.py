@@ -14,7 +14,8 @@ asserted except that every candidate computes the reference's answer.
 * Growth: time against image side (64-1024), channels (16-256) and kernel size (3-11)
   for each method, with the exponent fitted on a log-log scale.
 * Choice: Winograd against im2col on 13 3x3 layers (3-512 channels, 7-224 pixels), the
-  layers ``choose_method``'s Winograd cost model was fitted to, and what it picks.
+  layers ``choose_method``'s Winograd cost model was fitted to, and on 4 grouped and
+  depthwise layers, and what ``choose_method`` picks.
 
 Timing (:func:`conv_lib.timing.block_times`): each candidate is timed over a block of
 back-to-back calls (about 0.25 s) after a 0.2 s pause; blocks alternate between the
@@ -341,44 +342,52 @@ def bench_growth(quick: bool) -> None:
 # ----------------------------------------------------------------------------------
 # choice: Winograd or im2col for 3x3 stride-1 layers
 # ----------------------------------------------------------------------------------
-CHOICE_LAYERS = [
-    ((2, 3, 16, 16), 4),
-    ((8, 64, 14, 14), 64),
-    ((8, 16, 32, 32), 16),
-    ((8, 32, 28, 28), 32),
-    ((1, 64, 56, 56), 64),
-    ((8, 64, 56, 56), 64),
-    ((8, 128, 28, 28), 128),
-    ((8, 256, 14, 14), 256),
-    ((8, 512, 7, 7), 512),
-    ((1, 16, 224, 224), 16),
-    ((4, 3, 224, 224), 64),
-    ((1, 8, 64, 64), 8),
-    ((32, 32, 16, 16), 32),
+CHOICE_LAYERS = [  # (x shape, output channels, groups)
+    ((2, 3, 16, 16), 4, 1),
+    ((8, 64, 14, 14), 64, 1),
+    ((8, 16, 32, 32), 16, 1),
+    ((8, 32, 28, 28), 32, 1),
+    ((1, 64, 56, 56), 64, 1),
+    ((8, 64, 56, 56), 64, 1),
+    ((8, 128, 28, 28), 128, 1),
+    ((8, 256, 14, 14), 256, 1),
+    ((8, 512, 7, 7), 512, 1),
+    ((1, 16, 224, 224), 16, 1),
+    ((4, 3, 224, 224), 64, 1),
+    ((1, 8, 64, 64), 8, 1),
+    ((32, 32, 16, 16), 32, 1),
+    # grouped and depthwise (the modern-layers chapter's depthwise step is the first)
+    ((4, 32, 56, 56), 32, 32),
+    ((8, 64, 56, 56), 64, 64),
+    ((8, 64, 56, 56), 64, 8),
+    ((8, 128, 28, 28), 128, 32),
 ]
 
 
 def bench_choice() -> None:
     """Forward float32, pad 1: Winograd's and im2col's times, and choose_method's pick."""
     print("\nChoice for 3x3 stride-1 layers (float32 forward, pad 1; ms per call)")
-    print(f"  {'layer':28s} {'winograd':>9s} {'im2col':>8s} {'ratio':>6s}  {'faster':8s} {'picked':8s}")
+    print(f"  {'layer':36s} {'winograd':>9s} {'im2col':>8s} {'ratio':>6s}  {'faster':8s} {'picked':8s}")
     rng = np.random.default_rng(4)
     right = 0
-    for x_shape, c_out in CHOICE_LAYERS:
+    for x_shape, c_out, groups in CHOICE_LAYERS:
         x = rng.standard_normal(x_shape, dtype=np.float32)
-        w = rng.standard_normal((c_out, x_shape[1], 3, 3), dtype=np.float32)
-        want = conv2d(x.astype(np.float64), w.astype(np.float64), padding=1, method="im2col")
+        w = rng.standard_normal((c_out, x_shape[1] // groups, 3, 3), dtype=np.float32)
+        kwargs = dict(padding=1, groups=groups)
+        want = conv2d(x.astype(np.float64), w.astype(np.float64), method="im2col", **kwargs)
         want = want.astype(np.float32)
-        cands = {m: (lambda m=m, x=x, w=w: conv2d(x, w, padding=1, method=m)) for m in ("winograd", "im2col")}
+        cands = {
+            m: (lambda m=m, x=x, w=w, kw=kwargs: conv2d(x, w, method=m, **kw)) for m in ("winograd", "im2col")
+        }
         for name, fn in cands.items():
             check(name, fn(), want, 1e-4)
         med = times_of(cands, rounds=5)
         faster = min(med, key=med.get)
         picked = choose_method(x_shape, w.shape, dtype=np.float32)
         right += picked == faster
-        layer = f"{x_shape} -> {c_out}"
+        layer = f"{x_shape} -> {c_out}" + (f", groups {groups}" if groups > 1 else "")
         print(
-            f"  {layer:28s} {med['winograd'] * 1e3:9.3f} {med['im2col'] * 1e3:8.3f} "
+            f"  {layer:36s} {med['winograd'] * 1e3:9.3f} {med['im2col'] * 1e3:8.3f} "
             f"{med['winograd'] / med['im2col']:6.2f}  {faster:8s} {picked:8s}"
         )
     print(f"  choose_method picked the faster method for {right} of {len(CHOICE_LAYERS)} layers")

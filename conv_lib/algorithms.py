@@ -216,11 +216,14 @@ def choose_method(
       wins. In practice: up to 5x5 "direct", from 9x9 "fft", 7x7 is a close call
       (the two are within ~20 % of each other; the model picks "fft").
     * NCHW (4-D shapes), 3x3 kernels at stride 1 and dilation 1 with a floating (or
-      unknown) ``dtype``: ``"winograd"`` if its modelled cost (:func:`_winograd_cost`:
+      unknown) ``dtype`` and more than one input channel per group (not depthwise):
+      ``"winograd"`` if its modelled cost (:func:`_winograd_cost`:
       the batched GEMMs, slower per multiply-add when a chunk holds few tiles, plus
-      transforms and copies) is below im2col's, else ``"im2col"``. In practice
-      Winograd for e.g. (8, 64, 14, 14) -> 64 and (8, 32, 28, 28) -> 32, im2col for
-      (8, 16, 32, 32) -> 16 or 7x7 maps.
+      transforms and copies) is below im2col's, else ``"im2col"``. In practice, on
+      the compiled transforms, Winograd for e.g. (8, 64, 14, 14) -> 64,
+      (8, 16, 32, 32) -> 16 and grouped layers with 2+ channels per group, im2col for
+      (2, 3, 16, 16) -> 4, (4, 3, 224, 224) -> 64 and (8, 512, 7, 7) -> 512
+      (``bench/bench_conv.py --only choice`` measures them).
     * Other NCHW layers: ``"im2col"`` (building the columns, then one matrix product
       per chunk) unless the kernel is large enough that the FFT's channel mixing
       (``N*C_out*C_in/groups`` complex multiply-adds per frequency) plus the FFTs is
@@ -271,7 +274,10 @@ def choose_method(
     single = dtype is not None and np.dtype(dtype) == np.float32
     gemm_ns = _NS_PER_GEMM_MAC * (0.5 if single else 1.0)
     gemm_cost = (gemm_ns * c_out * c_per_group + _NS_PER_COL_COPY * c) * n * taps * ho * (wo + kw - 1)
-    if (sh, sw, dh, dw) == (1, 1, 1, 1) and (kh, kw) == (3, 3) and not exact:
+    # depthwise (one input channel per group): Winograd's products are element-wise, 1x1
+    # "GEMMs" per group, and it gains nothing over im2col there (0.96-1.06 of im2col's
+    # time on the depthwise layers of bench/bench_conv.py --only choice)
+    if (sh, sw, dh, dw) == (1, 1, 1, 1) and (kh, kw) == (3, 3) and not exact and c_per_group > 1:
         wino_cost = _winograd_cost(n, c, c_out, c_per_group, ho, wo, gemm_ns)
         return "winograd" if wino_cost < gemm_cost + _NS_IM2COL_CALL else "im2col"
     if (sh, sw, dh, dw) != (1, 1, 1, 1) or taps <= 9:

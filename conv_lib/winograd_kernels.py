@@ -77,6 +77,32 @@ def _kernels(dtype_char: str) -> SimpleNamespace:
     t = np.dtype(dtype_char).type
     c2, c4, c5, c8 = t(2), t(4), t(5), t(8)
     jit = njit(nogil=True, cache=False)
+    inline = njit(inline="always")
+
+    @inline
+    def bt(d0, d1, d2, d3, d4, d5):
+        """``B^T d`` of ``F(4, 3)``: 6 values of the input to 6 transformed values."""
+        return (
+            c4 * d0 - c5 * d2 + d4,
+            d3 + d4 - c4 * (d1 + d2),
+            c4 * (d1 - d2) - d3 + d4,
+            c2 * (d3 - d1) - d2 + d4,
+            c2 * (d1 - d3) - d2 + d4,
+            c4 * d1 - c5 * d3 + d5,
+        )
+
+    @inline
+    def at(m0, m1, m2, m3, m4, m5):
+        """``A^T m``: 6 products to the 4 outputs of a tile row or column."""
+        e, f, g, q = m1 + m2, m1 - m2, m3 + m4, m3 - m4
+        return m0 + e + g, f + c2 * q, e + c4 * g, f + c8 * q + m5
+
+    @inline
+    def a6(y0, y1, y2, y3):
+        """``A y`` (the adjoint of ``A^T``): 4 values of ``grad_out`` to 6."""
+        even, odd = y0 + y2, y1 + y3
+        even4, odd8 = y0 + c4 * y2, c2 * y1 + c8 * y3
+        return y0, even + odd, even - odd, even4 + odd8, even4 - odd8, y3
 
     @jit
     def split_band(x, n, c, t0, nt, pt, pl, tw, xq, edge):
@@ -111,23 +137,13 @@ def _kernels(dtype_char: str) -> SimpleNamespace:
             x0, x1, x2, x3 = xq[0, a], xq[1, a], xq[2, a], xq[3, a]
             h0, h1, h2, h3, h4, h5 = hb[0, a], hb[1, a], hb[2, a], hb[3, a], hb[4, a], hb[5, a]
             for i in range(length):
-                d0, d1, d2, d3, d4, d5 = x0[i], x1[i], x2[i], x3[i], x0[i + 1], x1[i + 1]
-                h0[i] = c4 * d0 - c5 * d2 + d4
-                h1[i] = d3 + d4 - c4 * (d1 + d2)
-                h2[i] = c4 * (d1 - d2) - d3 + d4
-                h3[i] = c2 * (d3 - d1) - d2 + d4
-                h4[i] = c2 * (d1 - d3) - d2 + d4
-                h5[i] = c4 * d1 - c5 * d3 + d5
+                e = bt(x0[i], x1[i], x2[i], x3[i], x0[i + 1], x1[i + 1])
+                h0[i], h1[i], h2[i], h3[i], h4[i], h5[i] = e
             for row in range(length // tw):  # the last tile of each row: its columns 4, 5
                 i = row * tw + tw - 1
-                d1, d3, d4, d5 = x1[i], x3[i], edge[0, a, row], edge[1, a, row]
-                d0, d2 = x0[i], x2[i]
-                h0[i] = c4 * d0 - c5 * d2 + d4
-                h1[i] = d3 + d4 - c4 * (d1 + d2)
-                h2[i] = c4 * (d1 - d2) - d3 + d4
-                h3[i] = c2 * (d3 - d1) - d2 + d4
-                h4[i] = c2 * (d1 - d3) - d2 + d4
-                h5[i] = c4 * d1 - c5 * d3 + d5
+                h0[i], h1[i], h2[i], h3[i], h4[i], h5[i] = bt(
+                    x0[i], x1[i], x2[i], x3[i], edge[0, a, row], edge[1, a, row]
+                )
 
     @jit
     def cols_bt(hb, v, c, k0, count, tw):
@@ -139,13 +155,8 @@ def _kernels(dtype_char: str) -> SimpleNamespace:
             v0, v1, v2 = v[nu, c, cols], v[6 + nu, c, cols], v[12 + nu, c, cols]
             v3, v4, v5 = v[18 + nu, c, cols], v[24 + nu, c, cols], v[30 + nu, c, cols]
             for k in range(count):
-                d0, d1, d2, d3, d4, d5 = h0[k], h1[k], h2[k], h3[k], h0[k + tw], h1[k + tw]
-                v0[k] = c4 * d0 - c5 * d2 + d4
-                v1[k] = d3 + d4 - c4 * (d1 + d2)
-                v2[k] = c4 * (d1 - d2) - d3 + d4
-                v3[k] = c2 * (d3 - d1) - d2 + d4
-                v4[k] = c2 * (d1 - d3) - d2 + d4
-                v5[k] = c4 * d1 - c5 * d3 + d5
+                e = bt(h0[k], h1[k], h2[k], h3[k], h0[k + tw], h1[k + tw])
+                v0[k], v1[k], v2[k], v3[k], v4[k], v5[k] = e
 
     @jit
     def input_transform(x, n0, n1, t0, t1, pt, pl, tw, v, xq, hb, edge):
@@ -167,12 +178,7 @@ def _kernels(dtype_char: str) -> SimpleNamespace:
             r3, r4, r5 = mp[p + 3, o, cols], mp[p + 4, o, cols], mp[p + 5, o, cols]
             s0, s1, s2, s3 = s[xi, 0], s[xi, 1], s[xi, 2], s[xi, 3]
             for k in range(count):
-                m0, m5 = r0[k], r5[k]
-                e, f, g, q = r1[k] + r2[k], r1[k] - r2[k], r3[k] + r4[k], r3[k] - r4[k]
-                s0[k] = m0 + e + g
-                s1[k] = f + c2 * q
-                s2[k] = e + c4 * g
-                s3[k] = f + c8 * q + m5
+                s0[k], s1[k], s2[k], s3[k] = at(r0[k], r1[k], r2[k], r3[k], r4[k], r5[k])
 
     @jit
     def rows_at(s, bias, count, y):
@@ -181,12 +187,8 @@ def _kernels(dtype_char: str) -> SimpleNamespace:
             r0, r1, r2, r3, r4, r5 = s[0, j], s[1, j], s[2, j], s[3, j], s[4, j], s[5, j]
             y0, y1, y2, y3 = y[0, j], y[1, j], y[2, j], y[3, j]
             for k in range(count):
-                m0, m5 = r0[k], r5[k]
-                e, f, g, q = r1[k] + r2[k], r1[k] - r2[k], r3[k] + r4[k], r3[k] - r4[k]
-                y0[k] = m0 + e + g + bias
-                y1[k] = f + c2 * q + bias
-                y2[k] = e + c4 * g + bias
-                y3[k] = f + c8 * q + m5 + bias
+                e0, e1, e2, e3 = at(r0[k], r1[k], r2[k], r3[k], r4[k], r5[k])
+                y0[k], y1[k], y2[k], y3[k] = e0 + bias, e1 + bias, e2 + bias, e3 + bias
 
     @jit
     def write_tiles(y, out, n, o, t0, nt, tw):
@@ -243,15 +245,7 @@ def _kernels(dtype_char: str) -> SimpleNamespace:
             y0, y1, y2, y3 = y[0, j], y[1, j], y[2, j], y[3, j]
             s0, s1, s2, s3, s4, s5 = s[0, j], s[1, j], s[2, j], s[3, j], s[4, j], s[5, j]
             for k in range(count):
-                a, b, e, f = y0[k], y1[k], y2[k], y3[k]
-                even, odd = a + e, b + f
-                even4, odd8 = a + c4 * e, c2 * b + c8 * f
-                s0[k] = a
-                s1[k] = even + odd
-                s2[k] = even - odd
-                s3[k] = even4 + odd8
-                s4[k] = even4 - odd8
-                s5[k] = f
+                s0[k], s1[k], s2[k], s3[k], s4[k], s5[k] = a6(y0[k], y1[k], y2[k], y3[k])
 
     @jit
     def a_cols(s, z, o, k0, count):
@@ -263,15 +257,7 @@ def _kernels(dtype_char: str) -> SimpleNamespace:
             z0, z1, z2 = z[p, o, cols], z[p + 1, o, cols], z[p + 2, o, cols]
             z3, z4, z5 = z[p + 3, o, cols], z[p + 4, o, cols], z[p + 5, o, cols]
             for k in range(count):
-                a, b, e, f = y0[k], y1[k], y2[k], y3[k]
-                even, odd = a + e, b + f
-                even4, odd8 = a + c4 * e, c2 * b + c8 * f
-                z0[k] = a
-                z1[k] = even + odd
-                z2[k] = even - odd
-                z3[k] = even4 + odd8
-                z4[k] = even4 - odd8
-                z5[k] = f
+                z0[k], z1[k], z2[k], z3[k], z4[k], z5[k] = a6(y0[k], y1[k], y2[k], y3[k])
 
     @jit
     def grad_output_transform(g, n0, n1, t0, t1, tw, z, y, s, grad_b):

@@ -226,6 +226,9 @@ def test_choose_method_picks_winograd_where_it_pays():
         # image, a third of them padding, and skinny GEMMs
         assert choose_method((2, 3, 16, 16), (4, 3, 3, 3), dtype=np.float32) == "im2col"
         assert choose_method((8, 512, 7, 7), (512, 512, 3, 3), dtype=np.float32) == "im2col"
+        # grouped layers with several channels per group take it, depthwise ones do not
+        assert choose_method((8, 128, 28, 28), (128, 4, 3, 3), dtype=np.float32) == "winograd"
+        assert choose_method((4, 32, 56, 56), (32, 1, 3, 3), dtype=np.float32) == "im2col"
     with transforms("numpy"):  # the NumPy path's chunks cost more: small images stay im2col
         assert choose_method((8, 64, 56, 56), (64, 64, 3, 3), dtype=np.float32) == "winograd"
         assert choose_method((8, 64, 14, 14), (64, 64, 3, 3), dtype=np.float32) == "im2col"
