@@ -157,12 +157,15 @@ _NS_PER_KERNEL_ELEMENT_READ = 0.26
 _NS_COMPILED_WINOGRAD_CALL = 155e3
 
 
-def _winograd_cost(n: int, c: int, c_out: int, c_per_group: int, ho: int, wo: int, gemm_ns: float) -> float:
+def _winograd_cost(
+    n: int, c: int, c_out: int, c_per_group: int, ho: int, wo: int, gemm_ns: float, itemsize: int = 4
+) -> float:
     """Modelled nanoseconds of ``method="winograd"`` (tile 4x4, chunks as conv_lib.winograd
-    plans them), on the compiled transforms where they are available."""
+    plans them for ``itemsize``-byte elements), on the compiled transforms where they
+    are available. Fitted on padding-1 layers (``ho x wo`` outputs)."""
     compiled = winograd_kernels.available()
     plan = winograd._TilePlan(ho + 2, wo + 2, ((0, 0), (0, 0)), winograd.TILE, garbage=not compiled)
-    chunks = winograd._plan_chunks(n, c, c_out, plan, 4, get_memory_budget(), compiled)
+    chunks = winograd._plan_chunks(n, c, c_out, plan, itemsize, get_memory_budget(), compiled)
     p = max((n1 - n0) * plan.positions(t0, t1) for n0, n1, t0, t1 in chunks)  # tiles per chunk
     if compiled:
         efficiency = p / (p + _COMPILED_TILES_HALF)
@@ -278,7 +281,8 @@ def choose_method(
     # "GEMMs" per group, and it gains nothing over im2col there (0.96-1.06 of im2col's
     # time on the depthwise layers of bench/bench_conv.py --only choice)
     if (sh, sw, dh, dw) == (1, 1, 1, 1) and (kh, kw) == (3, 3) and not exact and c_per_group > 1:
-        wino_cost = _winograd_cost(n, c, c_out, c_per_group, ho, wo, gemm_ns)
+        itemsize = 4 if dtype is None else np.dtype(dtype).itemsize
+        wino_cost = _winograd_cost(n, c, c_out, c_per_group, ho, wo, gemm_ns, itemsize)
         return "winograd" if wino_cost < gemm_cost + _NS_IM2COL_CALL else "im2col"
     if (sh, sw, dh, dw) != (1, 1, 1, 1) or taps <= 9:
         return "im2col"

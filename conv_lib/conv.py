@@ -197,8 +197,10 @@ def conv2d_backward(
         stride 1, dilation 1): ``grad_x`` is that "full" correlation by Winograd, and
         ``grad_w`` the adjoint of Winograd's transforms. ``"auto"`` computes ``grad_x``
         by Winograd where :func:`~conv_lib.choose_method` picks it for that "full"
-        correlation, and ``grad_w`` by ``"im2col"`` (measured faster than Winograd's
-        adjoint on the benchmark's 3x3 layers, see bench/README.md).
+        correlation; then ``grad_w`` by Winograd's adjoint too if the forward layer is
+        also picked for Winograd and its transforms are compiled
+        (:mod:`conv_lib.winograd_kernels`), else by ``"im2col"`` (faster than the NumPy
+        adjoint; see bench/README.md).
 
     Returns
     -------

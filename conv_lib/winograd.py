@@ -82,7 +82,8 @@ FLOAT32_RTOL = 1e-4
 # 2**24 tried): a chunk costs a few dozen NumPy calls, whatever its size.
 _CHUNK_ELEMENTS = 2**23
 # The compiled path (conv_lib.winograd_kernels) costs almost nothing per chunk: its
-# chunks are small enough that the transformed tiles and products (4 MiB in float32)
+# chunks are small enough that the transformed tiles and products (4 MiB in float32,
+# 8 MiB in float64)
 # stay in the core's cache between the transforms and the GEMMs (2**18 to 2**21 tried).
 _COMPILED_CHUNK_ELEMENTS = 2**20
 
@@ -343,8 +344,9 @@ def _chunks(
     """``(n0, n1, t0, t1)``: images ``n0:n1`` and tile rows ``t0:t1`` whose buffers hold at
     most ``min(budget, largest)`` worth of elements (at least one tile row).
 
-    Chunks are as large as that allows (every chunk costs a few dozen NumPy calls) and
-    of equal size, their number a multiple of ``workers`` where the images allow it, so
+    Chunks are as large as that allows (on the NumPy path every chunk costs a few dozen
+    NumPy calls; the compiled path's ``largest`` keeps its chunks in the cache) and of
+    equal size, their number a multiple of ``workers`` where the images allow it, so
     that the threads finish together."""
     limit = max(1, min(budget // itemsize, largest))
     per_row = elements_per_tile * plan.stride
@@ -495,11 +497,10 @@ def grad_weight_winograd(
 
     def work_compiled(k0: int, k1: int) -> tuple[np.ndarray, np.ndarray]:
         ws = thread_workspace(x.dtype)
-        # the sum over this thread's chunks, and each chunk's products, in kept arrays
-        # (fresh ones cost a page fault per 4 KiB at every call)
-        du = ws.get("du", (nn2, groups, og, cg))
-        du[...] = 0
-        part = ws.get("du_chunk", (nn2, groups, og, cg))
+        # the sum over this thread's chunks and one chunk's products: each 36*O*C/g
+        # values (4x the weight), allocated per call, not kept (they can be large)
+        du = np.zeros((nn2, groups, og, cg), dtype=x.dtype)
+        part = np.empty_like(du)
         db = np.zeros(o, dtype=x.dtype)
         for n0, n1, t0, t1 in chunks[k0:k1]:
             p = (n1 - n0) * (t1 - t0) * plan.tw
@@ -509,7 +510,7 @@ def grad_weight_winograd(
             winograd_kernels.grad_output_transform(g, n0, n1, t0, t1, plan.tw, z, db, ws)
             vt = v.reshape(nn2, groups, cg, p).transpose(0, 1, 3, 2)
             du += np.matmul(z.reshape(nn2, groups, og, p), vt, out=part)
-        return du.copy(), db
+        return du, db
 
     def work(k0: int, k1: int) -> tuple[np.ndarray, np.ndarray]:
         ws = thread_workspace(x.dtype)

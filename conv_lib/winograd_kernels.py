@@ -18,7 +18,8 @@ The GEMMs between them stay NumPy ``matmul`` (BLAS). The transforms are the 1-D
 ``F(4, 3)`` transforms applied along rows then columns, with ``B^T``, ``A^T`` written
 out as additions and multiplications by 2, 4, 5 and 8 (their entries).
 
-The kernels are compiled on first use, once per dtype (a second or two). numba is
+The kernels are compiled on first use, once per dtype and process (about 3 s for the
+forward's, 1.5 s more for the weight gradient's, on the course's machine). numba is
 optional: :func:`available` is false when it is not installed or when the environment
 sets ``CONV_LIB_JIT=0`` (the course's grading sandbox does, so that a student's call
 never waits for the compiler), and :mod:`conv_lib.winograd` then uses its NumPy path.
@@ -26,8 +27,8 @@ never waits for the compiler), and :mod:`conv_lib.winograd` then uses its NumPy 
 Layout. A chunk is images ``n0:n1`` and tile rows ``t0:t1`` (``nt`` of them) of a layer
 whose output has ``tw`` tiles per row; tile ``(n, ty, tx)`` of the chunk is column
 ``((n - n0)*nt + ty)*tw + tx`` of ``V``, ``M`` and ``Z``. For one image and channel,
-the padded band is split into its 4x4 polyphase components (``xq[b % 4, a % 4]`` holds
-padded element ``(4*Y + a, 4*X + b)`` at ``Y*tw + X``), so that every step below is a
+the padded band is split into its 4x4 polyphase components (column phase first:
+``xq[b, a, Y*tw + X]`` is padded element ``(4*Y + a, 4*X + b)``), so that every step is a
 loop over one long contiguous index, which the compiler vectorises; the two padded
 columns right of the last tile of each row (``4*tw``, ``4*tw + 1``) are kept apart
 (``edge``) and the last tile of each row is corrected with them.
@@ -61,11 +62,13 @@ _compile_lock = threading.Lock()
 
 
 def kernels(dtype_char: str) -> SimpleNamespace:
-    """The kernels for one float dtype (``"f"`` or ``"d"``), compiled on first call.
+    """The kernels for one float dtype (``"f"`` or ``"d"``); numba compiles each on its
+    first call (under numba's own lock when two threads call it at once).
 
     The constants are scalars of that dtype, so that float32 data is transformed in
     float32 (a Python ``int`` times a float32 would be float64 in numba). conv_lib's
-    threads ask for them at the same time: one set per dtype is made, under a lock."""
+    threads ask for the kernels at the same time: one set per dtype is made, under a
+    lock, so that each kernel is compiled once."""
     with _compile_lock:
         return _kernels(dtype_char)
 
@@ -108,8 +111,13 @@ def _kernels(dtype_char: str) -> SimpleNamespace:
     def split_band(x, n, c, t0, nt, pt, pl, tw, xq, edge):
         """``xq (4, 4, (nt+1)*tw + 1)``, ``edge (2, 4, nt+1)`` <- the 4x4 polyphase
         components of rows ``4*t0 : 4*(t0+nt+1)`` of image ``n``, channel ``c``, of
-        ``x`` zero-padded by ``pt`` rows above and ``pl`` columns on the left."""
+        ``x`` zero-padded by ``pt`` rows above and ``pl`` columns on the left. The one
+        value after the last row (read by :func:`rows_bt` for the last tile, whose
+        result it then corrects) is set to zero."""
         h, w = x.shape[2], x.shape[3]
+        for b in range(4):
+            for a in range(4):
+                xq[b, a, (nt + 1) * tw] = 0
         for a in range(4):
             for row in range(nt + 1):
                 r = 4 * (t0 + row) + a - pt
