@@ -36,15 +36,24 @@ columns right of the last tile of each row (``4*tw``, ``4*tw + 1``) are kept apa
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import os
 import threading
+from collections.abc import Iterator
 from types import SimpleNamespace
 
 import numpy as np
 
-__all__ = ["available", "grad_output_transform", "input_transform", "kernels", "output_transform"]
+__all__ = [
+    "available",
+    "grad_output_transform",
+    "input_transform",
+    "kernels",
+    "numpy_transforms",
+    "output_transform",
+]
 
 
 def available() -> bool:
@@ -56,6 +65,22 @@ def available() -> bool:
 @functools.lru_cache(maxsize=1)
 def _numba_installed() -> bool:
     return importlib.util.find_spec("numba") is not None
+
+
+@contextlib.contextmanager
+def numpy_transforms() -> Iterator[None]:
+    """Within the ``with`` block, ``method="winograd"`` runs on its NumPy path (sets
+    ``CONV_LIB_JIT=0`` in the environment, then puts back what was there), e.g. to
+    compare the two paths. The environment is the process's: not for use in threads."""
+    before = os.environ.get("CONV_LIB_JIT")
+    os.environ["CONV_LIB_JIT"] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["CONV_LIB_JIT"]
+        else:
+            os.environ["CONV_LIB_JIT"] = before
 
 
 _compile_lock = threading.Lock()

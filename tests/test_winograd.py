@@ -258,6 +258,18 @@ def test_auto_runs_winograd_where_it_pays(path):
     assert not np.array_equal(winograd_gw, im2col_gw)  # the two differ in rounding: the check can fail
 
 
+@pytest.mark.parametrize("before", [None, "1", "0"])
+def test_numpy_transforms_switches_path_and_restores_the_environment(monkeypatch, before):
+    if before is None:
+        monkeypatch.delenv("CONV_LIB_JIT", raising=False)
+    else:
+        monkeypatch.setenv("CONV_LIB_JIT", before)
+    with winograd_kernels.numpy_transforms():
+        assert not winograd_kernels.available()
+    assert os.environ.get("CONV_LIB_JIT") == before
+    assert winograd_kernels.available() == (before != "0")
+
+
 def test_compiled_kernels_are_compiled_once_per_dtype():
     """The compiled path really runs numba's kernels: one set per float dtype."""
     rng = np.random.default_rng(4)
