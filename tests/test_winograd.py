@@ -35,18 +35,15 @@ PATHS = ["compiled", "numpy"]
 
 @contextlib.contextmanager
 def transforms(path):
-    """Run Winograd on the compiled transforms or on the NumPy path (``CONV_LIB_JIT``);
-    the compiled one must then really be available (numba is a dependency)."""
-    old = os.environ.get("CONV_LIB_JIT")
-    os.environ["CONV_LIB_JIT"] = "1" if path == "compiled" else "0"
-    try:
-        assert winograd_kernels.available() == (path == "compiled")
+    """Run Winograd on the compiled transforms (numba is a dependency: they must be
+    available) or on the NumPy path (:func:`conv_lib.winograd_kernels.numpy_transforms`)."""
+    if path == "compiled":
+        assert winograd_kernels.available()
         yield
-    finally:
-        if old is None:
-            del os.environ["CONV_LIB_JIT"]
-        else:
-            os.environ["CONV_LIB_JIT"] = old
+        return
+    with winograd_kernels.numpy_transforms():
+        assert not winograd_kernels.available()
+        yield
 
 
 def _close(got, want, dtype):
