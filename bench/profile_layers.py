@@ -10,12 +10,12 @@ Run ``python bench/profile_layers.py``. A script, not a test. It prints:
 * the GEMM rate, alone on one thread, of each of those GEMM shapes, next to a
   4096x4096 GEMM's.
 
-``bench/README.md`` ("Why the 3x3 targets are out of reach") quotes its output.
+``bench/README.md`` ("What made the 3x3 layers fast", "Why the 7x7 forward is still
+missed") quotes its output.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
@@ -132,12 +132,11 @@ def main() -> None:
         "grad_w + grad_b by Winograd, same layer",
         lambda: winograd.grad_weight_winograd(g, x, pads, w.shape, 1, get_memory_budget()),
     )
-    os.environ["CONV_LIB_JIT"] = "0"
-    profile(
-        "conv2d winograd on the NumPy path (CONV_LIB_JIT=0), same layer",
-        lambda: conv2d(x, w, b, padding=1, method="winograd"),
-    )
-    del os.environ["CONV_LIB_JIT"]
+    with winograd_kernels.numpy_transforms():
+        profile(
+            "conv2d winograd on the NumPy path (CONV_LIB_JIT=0), same layer",
+            lambda: conv2d(x, w, b, padding=1, method="winograd"),
+        )
     profile(
         "grad_w + grad_b by im2col, same layer",
         lambda: grad_weight_bias(g, x, pads, w.shape, (1, 1), (1, 1), 1, "im2col"),

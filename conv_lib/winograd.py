@@ -29,8 +29,9 @@ the same sums in a different order: their results differ by rounding only.
 
 Chunks of tiles (whole images, or bands of tile rows of one image) keep the
 transformed tiles within the memory budget (:func:`conv_lib.set_memory_budget`) and
-below 32 MiB per thread; each chunk pads its own band of the input and writes its own
-rows of the output, in its thread's kept work arrays (:mod:`conv_lib.workspace`).
+below 32 MiB per thread on the NumPy path (4 MiB on the compiled one, which stays in
+the cache); each chunk pads its own band of the input and writes its own rows of the
+output, in its thread's kept work arrays (:mod:`conv_lib.workspace`).
 
 The backward pass uses the same pieces: the input gradient of a stride-1 layer is a
 "full" correlation of ``grad_out`` with the flipped kernel (itself a 3x3 stride-1
@@ -83,8 +84,8 @@ FLOAT32_RTOL = 1e-4
 _CHUNK_ELEMENTS = 2**23
 # The compiled path (conv_lib.winograd_kernels) costs almost nothing per chunk: its
 # chunks are small enough that the transformed tiles and products (4 MiB in float32,
-# 8 MiB in float64)
-# stay in the core's cache between the transforms and the GEMMs (2**18 to 2**21 tried).
+# 8 MiB in float64) stay in the core's cache between the transforms and the GEMMs
+# (2**18 to 2**21 tried).
 _COMPILED_CHUNK_ELEMENTS = 2**20
 
 # Lavin & Gray's matrices. F(2, 3): points 0, 1, -1 and infinity. F(4, 3): 0, 1, -1, 2,
