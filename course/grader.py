@@ -393,6 +393,11 @@ def grade_one(job: GradingJob) -> dict:
     from course.sandbox import SandboxLimits, SandboxUnavailableError
     from course.student_process import Budget, StudentProcess
 
+    # The grader's own conv_lib calls (references, bug diagnoses on shapes a student's
+    # answer chose) run on NumPy, never numba's compiler: an answer must not make this
+    # worker compile (seconds, and ~450 MB kept for the submissions it grades next).
+    # Workers are processes of their own (a pool or Dask): this touches no other process.
+    os.environ["CONV_LIB_JIT"] = "0"
     if os.environ.get("COURSE_TEST_KILL_WORKER_FOR") == job.student:
         os._exit(70)  # a test hook: the grader worker dies on this student (tests/test_class_run.py)
     skip_iri_grammars()

@@ -895,3 +895,27 @@ def test_every_check_returns_none() -> None:
     assert len(names) == 22
     for name in names:
         assert inspect.signature(getattr(grading, name)).return_annotation in (None, "None"), name
+
+
+def test_grading_workers_run_conv_lib_on_numpy() -> None:
+    """A grading worker never compiles numba kernels for the grader's own conv_lib calls,
+    whatever shapes a student's answer makes it diagnose (grade_one sets CONV_LIB_JIT=0
+    first thing, in the worker's own process)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os\n"
+        "os.environ.pop('CONV_LIB_JIT', None)\n"
+        "import conv_lib.winograd_kernels as k\n"
+        "assert k.available()\n"
+        "from course.grader import grade_one\n"
+        "try:\n"
+        "    grade_one(None)\n"
+        "except AttributeError:\n"
+        "    pass\n"
+        "print(os.environ.get('CONV_LIB_JIT'), k.available())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["0", "False"]
