@@ -15,7 +15,9 @@ asserted except that every candidate computes the reference's answer.
   for each method, with the exponent fitted on a log-log scale.
 * Choice: Winograd against im2col on 13 3x3 layers (3-512 channels, 7-224 pixels), the
   layers ``choose_method``'s Winograd cost model was fitted to, and on 4 grouped and
-  depthwise layers, and what ``choose_method`` picks.
+  depthwise layers; then on 9 strided layers (7x7, 8x8, 5x5 and 3x3 at stride 2, 11x11
+  at stride 4), Winograd over the polyphase components against im2col; and what
+  ``choose_method`` picks.
 
 Timing (:func:`conv_lib.timing.block_times`): each candidate is timed over a block of
 back-to-back calls (about 0.25 s) after a 0.2 s pause; blocks alternate between the
@@ -50,6 +52,7 @@ from conv_lib import (  # noqa: E402
     correlate2d,
     release_workspaces,
     winograd_kernels,
+    winograd_strided,
 )
 from conv_lib.timing import block_times  # noqa: E402
 
@@ -128,7 +131,8 @@ TARGETS = {"forward": (1.0, 1.0, 0.8), "backward": (0.8, 0.8, 0.8)}
 
 def layer_methods(w_shape, kwargs) -> list[str]:
     methods = ["im2col", "direct", "fft"]
-    if w_shape[2:] == (3, 3) and kwargs["stride"] == 1:
+    stride = (kwargs["stride"],) * 2
+    if (w_shape[2:] == (3, 3) and stride == (1, 1)) or winograd_strided.supports(w_shape[2:], stride, (1, 1)):
         methods.insert(0, "winograd")
     return methods
 
@@ -184,7 +188,7 @@ def bench_backward(title, x, w, b, kwargs, forward_flops):
     want = [t.numpy() for t in torch_backward()]
     torch_name = "torch autograd backward"
     forward_choice = choose_method(x.shape, w.shape, kwargs["stride"], dtype=x.dtype)
-    if forward_choice != "winograd":
+    if forward_choice != "winograd" or kwargs["stride"] != 1:  # Winograd's backward: stride 1
         auto_path = "im2col"
     elif winograd_kernels.available():
         auto_path = "winograd"
@@ -193,6 +197,8 @@ def bench_backward(title, x, w, b, kwargs, forward_flops):
     auto_name = f"conv_lib backward auto ({auto_path})"
     cands = {torch_name: torch_backward, auto_name: lambda: conv2d_backward(g, x, w, **kwargs)}
     for method in layer_methods(w.shape, kwargs)[:-2]:  # direct and fft: see the forward
+        if method == "winograd" and kwargs["stride"] != 1:
+            continue  # conv2d_backward's "winograd" is for stride-1 layers
         cands[f"conv_lib conv2d_backward {method}"] = lambda m=method: conv2d_backward(
             g, x, w, method=m, **kwargs
         )
@@ -207,7 +213,7 @@ def bench_backward(title, x, w, b, kwargs, forward_flops):
         torch_name,
         memory,
     )
-    return dict(ratio=med[torch_name] / med[auto_name], memory=memory[auto_name])
+    return dict(ratio=med[torch_name] / med[auto_name], memory=memory[auto_name], path=auto_path)
 
 
 def print_summary() -> None:
@@ -215,7 +221,8 @@ def print_summary() -> None:
         return
     print("\nSummary: throughput of conv_lib's auto path as a multiple of torch's (> 1 = faster)")
     print(
-        f"  {'layer':44s} {'forward':>8s} {'target':>7s} {'backward':>9s} {'target':>7s}  auto path, peak MiB"
+        f"  {'layer':44s} {'forward':>8s} {'target':>7s} {'backward':>9s} {'target':>7s}"
+        "  auto paths (fwd / bwd), peak MiB"
     )
     for row in SUMMARY:
         i = row["index"]
@@ -224,7 +231,7 @@ def print_summary() -> None:
         targets = f"{'>=' + str(ft):>7s} {bwd['ratio']:8.2f}x {'>=' + str(bt):>7s}"
         print(
             f"  {row['layer']:44s} {fwd['ratio']:7.2f}x {targets}"
-            f"  {fwd['auto']}, {fwd['memory']:.1f} fwd / {bwd['memory']:.1f} bwd"
+            f"  {fwd['auto']} / {bwd['path']}, {fwd['memory']:.1f} fwd / {bwd['memory']:.1f} bwd"
             f"  [{'met' if fwd['ratio'] >= ft else 'MISSED'} / {'met' if bwd['ratio'] >= bt else 'MISSED'}]"
         )
 
@@ -364,6 +371,16 @@ CHOICE_LAYERS = [  # (x shape, output channels, groups)
 ]
 
 
+def winograd_and_im2col(x, w, kwargs) -> dict[str, float]:
+    """Median seconds of ``conv2d(method="winograd")`` and ``"im2col"``, both checked
+    against a float64 reference first."""
+    want = conv2d(x.astype(np.float64), w.astype(np.float64), method="im2col", **kwargs).astype(np.float32)
+    cands = {m: (lambda m=m: conv2d(x, w, method=m, **kwargs)) for m in ("winograd", "im2col")}
+    for name, fn in cands.items():
+        check(name, fn(), want, 1e-4)
+    return times_of(cands, rounds=5)
+
+
 def bench_choice() -> None:
     """Forward float32, pad 1: Winograd's and im2col's times, and choose_method's pick."""
     print("\nChoice for 3x3 stride-1 layers (float32 forward, pad 1; ms per call)")
@@ -373,15 +390,7 @@ def bench_choice() -> None:
     for x_shape, c_out, groups in CHOICE_LAYERS:
         x = rng.standard_normal(x_shape, dtype=np.float32)
         w = rng.standard_normal((c_out, x_shape[1] // groups, 3, 3), dtype=np.float32)
-        kwargs = dict(padding=1, groups=groups)
-        want = conv2d(x.astype(np.float64), w.astype(np.float64), method="im2col", **kwargs)
-        want = want.astype(np.float32)
-        cands = {
-            m: (lambda m=m, x=x, w=w, kw=kwargs: conv2d(x, w, method=m, **kw)) for m in ("winograd", "im2col")
-        }
-        for name, fn in cands.items():
-            check(name, fn(), want, 1e-4)
-        med = times_of(cands, rounds=5)
+        med = winograd_and_im2col(x, w, dict(padding=1, groups=groups))
         faster = min(med, key=med.get)
         picked = choose_method(x_shape, w.shape, dtype=np.float32)
         right += picked == faster
@@ -391,6 +400,42 @@ def bench_choice() -> None:
             f"{med['winograd'] / med['im2col']:6.2f}  {faster:8s} {picked:8s}"
         )
     print(f"  choose_method picked the faster method for {right} of {len(CHOICE_LAYERS)} layers")
+    bench_choice_strided()
+
+
+STRIDED_CHOICE_LAYERS = [  # (x shape, weight shape, stride, padding)
+    ((1, 3, 224, 224), (64, 3, 7, 7), 2, 3),
+    ((8, 3, 224, 224), (64, 3, 7, 7), 2, 3),
+    ((8, 16, 64, 64), (32, 16, 7, 7), 2, 3),
+    ((8, 64, 32, 32), (64, 64, 7, 7), 2, 3),
+    ((1, 3, 32, 32), (8, 3, 7, 7), 2, 3),
+    ((2, 3, 64, 64), (16, 3, 8, 8), 2, 3),
+    ((1, 3, 227, 227), (96, 3, 11, 11), 4, 0),
+    ((8, 32, 32, 32), (64, 32, 5, 5), 2, 2),
+    ((8, 64, 56, 56), (128, 64, 3, 3), 2, 1),
+]
+
+
+def bench_choice_strided() -> None:
+    """Forward float32 of strided layers: Winograd over the polyphase components
+    (conv_lib.winograd_strided) against im2col, and choose_method's pick."""
+    print("\nChoice for strided layers (float32 forward; ms per call)")
+    print(f"  {'layer':44s} {'winograd':>9s} {'im2col':>8s} {'ratio':>6s}  {'faster':8s} {'picked':8s}")
+    rng = np.random.default_rng(5)
+    right = 0
+    for x_shape, w_shape, stride, padding in STRIDED_CHOICE_LAYERS:
+        x = rng.standard_normal(x_shape, dtype=np.float32)
+        w = rng.standard_normal(w_shape, dtype=np.float32)
+        med = winograd_and_im2col(x, w, dict(stride=stride, padding=padding))
+        faster = min(med, key=med.get)
+        picked = choose_method(x_shape, w_shape, stride=stride, dtype=np.float32)
+        right += picked == faster
+        layer = f"{x_shape} -> {w_shape[0]}, {w_shape[2]}x{w_shape[3]} s{stride}"
+        print(
+            f"  {layer:44s} {med['winograd'] * 1e3:9.3f} {med['im2col'] * 1e3:8.3f} "
+            f"{med['winograd'] / med['im2col']:6.2f}  {faster:8s} {picked:8s}"
+        )
+    print(f"  choose_method picked the faster method for {right} of {len(STRIDED_CHOICE_LAYERS)} layers")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from conv_lib import winograd, winograd_kernels
+from conv_lib import winograd, winograd_kernels, winograd_strided
 from conv_lib.im2col_gemm import (
     _chunks,
     _cols_limit,
@@ -155,6 +155,13 @@ _COMPILED_TILES_HALF = 44  # tiles per chunk at which the GEMMs run at half spee
 _NS_PER_TRANSFORMED_ELEMENT = 0.46
 _NS_PER_KERNEL_ELEMENT_READ = 0.26
 _NS_COMPILED_WINOGRAD_CALL = 155e3
+# Strided layers by Winograd over the polyphase components (conv_lib.winograd_strided,
+# compiled transforms only): 4*s_h*s_w multiply-adds per output and input channel
+# against im2col's kH*kW. Taken where that ratio is at most this: on nine strided
+# layers (bench/bench_conv.py --only choice) it took 0.40-1.05 of im2col's time at
+# ratios 0.25 and 0.33 (7x7 and 8x8 at stride 2; the two above 1, by 3 and 5 %, have
+# one or two small images), 1.44-2.91x at 0.53 and above (11x11/4, 5x5/2, 3x3/2).
+_STRIDED_WINOGRAD_MAC_RATIO = 0.4
 
 
 def _winograd_cost(
@@ -227,6 +234,12 @@ def choose_method(
       (8, 16, 32, 32) -> 16 and grouped layers with 2+ channels per group, im2col for
       (2, 3, 16, 16) -> 4, (4, 3, 224, 224) -> 64 and (8, 512, 7, 7) -> 512
       (``bench/bench_conv.py --only choice`` measures them).
+    * NCHW strided layers with large kernels, dilation 1, a floating (or unknown)
+      ``dtype``, more than one input channel per group, and compiled transforms:
+      ``"winograd"`` over the polyphase components (:mod:`conv_lib.winograd_strided`)
+      where its ``4*s_h*s_w`` multiply-adds per output and input channel are at most
+      0.4 of im2col's ``kH*kW``: 7x7 and 8x8 kernels at stride 2, e.g. ResNet's
+      (N, 3, 224, 224) -> 64 stem. Not 3x3 or 5x5 at stride 2, nor 11x11 at stride 4.
     * Other NCHW layers: ``"im2col"`` (building the columns, then one matrix product
       per chunk) unless the kernel is large enough that the FFT's channel mixing
       (``N*C_out*C_in/groups`` complex multiply-adds per frequency) plus the FFTs is
@@ -284,6 +297,14 @@ def choose_method(
         itemsize = 4 if dtype is None else np.dtype(dtype).itemsize
         wino_cost = _winograd_cost(n, c, c_out, c_per_group, ho, wo, gemm_ns, itemsize)
         return "winograd" if wino_cost < gemm_cost + _NS_IM2COL_CALL else "im2col"
+    if (
+        not exact
+        and c_per_group > 1
+        and winograd_kernels.available()
+        and winograd_strided.supports((kh, kw), (sh, sw), (dh, dw))
+        and 4 * sh * sw <= _STRIDED_WINOGRAD_MAC_RATIO * taps
+    ):
+        return "winograd"
     if (sh, sw, dh, dw) != (1, 1, 1, 1) or taps <= 9:
         return "im2col"
     fft_cost = (n * c + n * c_out + c_out * c_per_group) * fft_unit + _NS_PER_SPECTRAL_MAC * n * c_out * (

@@ -34,6 +34,7 @@ from conv_lib.algorithms import (
 from conv_lib.layout import Pads, out_len, result_dtype
 from conv_lib.validation import as_array, as_pair, check_choice, check_groups
 from conv_lib.winograd import check_winograd, corr_winograd, grad_input_winograd, grad_weight_winograd
+from conv_lib.winograd_strided import corr_strided_winograd
 from conv_lib.workspace import get_memory_budget
 
 __all__ = ["conv2d", "conv2d_backward", "conv_transpose2d"]
@@ -132,10 +133,12 @@ def conv2d(
     groups : int
         Channels split into ``groups`` independent convolutions; must divide C_in and C_out.
     method : {"auto", "direct", "im2col", "fft", "winograd"}
-        Algorithm (:mod:`conv_lib.algorithms`; ``"winograd"``, :mod:`conv_lib.winograd`,
-        for 3x3 kernels at stride 1 and dilation 1 only; its float32 results carry a
-        larger rounding error, up to :data:`conv_lib.winograd.FLOAT32_RTOL` of the
-        largest output).
+        Algorithm (:mod:`conv_lib.algorithms`). ``"winograd"`` needs dilation 1 and
+        either 3x3 kernels at stride 1 (:mod:`conv_lib.winograd`, ``F(4x4, 3x3)``) or a
+        stride above 1 with kernels of at most 4 times the stride, e.g. 7x7 at stride 2
+        (:mod:`conv_lib.winograd_strided`: ``F(3x3, 4x4)`` over the input's polyphase
+        components); its float32 results carry a larger rounding error, up to
+        :data:`conv_lib.winograd.FLOAT32_RTOL` of the largest output.
 
     Returns
     -------
@@ -146,7 +149,7 @@ def conv2d(
     ValueError
         Wrong ndim, channel/group mismatch, bad bias shape, kernel larger than the padded
         input, non-positive stride/dilation, negative padding, "same" with stride > 1,
-        unknown method, "winograd" for a layer that is not 3x3 stride 1 dilation 1.
+        unknown method, "winograd" for a layer it does not compute (above).
     """
     x, weight, bias, stride, pads, dilation, groups, _ = _check_conv(
         x, weight, bias, stride, padding, dilation, groups
@@ -159,7 +162,10 @@ def conv2d(
     if method == "winograd":
         check_winograd(weight.shape[2:], stride, dilation)
         x, weight = x.astype(dtype, copy=False), weight.astype(dtype, copy=False)
-        out = corr_winograd(x, pads, weight, groups, get_memory_budget(), bias=fused_bias)
+        if stride == (1, 1):
+            out = corr_winograd(x, pads, weight, groups, get_memory_budget(), bias=fused_bias)
+        else:
+            out = corr_strided_winograd(x, pads, weight, stride, groups, get_memory_budget(), bias=fused_bias)
     else:
         out = corr_nchw(x, weight, stride, dilation, groups, method, pads, fused_bias)
     if bias is not None and not fused:
@@ -195,10 +201,12 @@ def conv2d_backward(
         applied to ``grad_out`` (a "full" correlation with the flipped kernel), for
         larger strides ``W^T @ grad_out`` scattered back (col2im). ``"winograd"`` (3x3,
         stride 1, dilation 1): ``grad_x`` is that "full" correlation by Winograd, and
-        ``grad_w`` the adjoint of Winograd's transforms. ``"auto"`` computes ``grad_x``
-        by Winograd where :func:`~conv_lib.choose_method` picks it for that "full"
-        correlation; then ``grad_w`` by Winograd's adjoint too if the forward layer is
-        also picked for Winograd and its transforms are compiled
+        ``grad_w`` the adjoint of Winograd's transforms (strided layers, which
+        :func:`conv2d` computes by Winograd forward, raise here: use ``"auto"`` or
+        ``"im2col"``). ``"auto"`` computes ``grad_x`` of a stride-1 layer by Winograd
+        where :func:`~conv_lib.choose_method` picks it for that "full" correlation;
+        then ``grad_w`` by Winograd's adjoint too if the forward layer is also picked
+        for Winograd and its transforms are compiled
         (:mod:`conv_lib.winograd_kernels`), else by ``"im2col"`` (faster than the NumPy
         adjoint; see bench/README.md).
 
@@ -224,7 +232,7 @@ def conv2d_backward(
     check_choice("method", method, ("auto",) + LAYER_METHODS)
     grad_out, x, weight = (a.astype(dtype, copy=False) for a in (grad_out, x, weight))
     if method == "winograd":
-        check_winograd(weight.shape[2:], stride, dilation)
+        check_winograd(weight.shape[2:], stride, dilation, backward=True)
         budget = get_memory_budget()
         grad_x = grad_input_winograd(grad_out, weight, pads, groups, budget)
         grad_w, grad_b = grad_weight_winograd(grad_out, x, pads, weight.shape, groups, budget)
@@ -236,7 +244,8 @@ def conv2d_backward(
         # transforms are compiled (conv_lib.winograd_kernels); im2col otherwise (the
         # NumPy adjoint was slower than im2col's single GEMM, bench/bench_conv.py).
         transposed_w = (weight.shape[1] * groups, weight.shape[0] // groups, *weight.shape[2:])
-        if choose_method(grad_out.shape, transposed_w, stride, dilation, dtype) == "winograd":
+        stride_one = stride == (1, 1)
+        if stride_one and choose_method(grad_out.shape, transposed_w, stride, dilation, dtype) == "winograd":
             grad_x = grad_input_winograd(grad_out, weight, pads, groups, get_memory_budget())
             forward = choose_method(x.shape, weight.shape, stride, dilation, dtype)
             if forward == "winograd" and winograd_kernels.available():

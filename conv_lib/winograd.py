@@ -189,21 +189,41 @@ def _kron(m: int, dtype_char: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     )
 
 
-def check_winograd(kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int]) -> None:
-    """Raise a ``ValueError`` naming the parameter unless the layer is 3x3, stride 1,
-    dilation 1 (the layers ``method="winograd"`` computes)."""
-    for name, value, expected in (
-        ("weight", tuple(kernel), (3, 3)),
-        ("stride", tuple(stride), (1, 1)),
-        ("dilation", tuple(dilation), (1, 1)),
-    ):
-        if value != expected:
-            what = f"kernel size {value}" if name == "weight" else f"{value}"
+def check_winograd(
+    kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int], backward: bool = False
+) -> None:
+    """Raise a ``ValueError`` naming the parameter unless ``method="winograd"`` computes
+    the layer: dilation 1 and either a 3x3 kernel at stride 1 (``F(4x4, 3x3)``, forward
+    and backward) or, forward only, a stride above 1 with polyphase kernels of at most
+    4x4 (:mod:`conv_lib.winograd_strided`: kernels up to ``4*s``, e.g. 7x7 at stride 2)."""
+    kernel, stride, dilation = tuple(kernel), tuple(stride), tuple(dilation)
+    use_other = "use method='im2col' or 'auto' for others"
+    if dilation != (1, 1):
+        raise ValueError(
+            f"dilation: got {dilation} with method='winograd'; expected (1, 1) "
+            f"(Winograd's tiles are of adjacent inputs; {use_other})"
+        )
+    if stride == (1, 1):
+        if kernel != (3, 3):
             raise ValueError(
-                f"{name}: got {what} with method='winograd'; expected {expected} "
-                "(Winograd F(4x4, 3x3) computes stride-1, dilation-1 layers with 3x3 kernels; "
-                "use method='im2col' or 'auto' for others)"
+                f"weight: got kernel size {kernel} with method='winograd' at stride 1; expected (3, 3) "
+                f"(Winograd F(4x4, 3x3) computes stride-1 layers with 3x3 kernels; {use_other})"
             )
+        return
+    if backward:
+        raise ValueError(
+            f"stride: got {stride} with method='winograd' in conv2d_backward; expected (1, 1) "
+            "(the backward pass by Winograd is for stride-1 3x3 layers; use method='im2col' or 'auto')"
+        )
+    from conv_lib import winograd_strided  # it builds on this module's matrices
+
+    if not winograd_strided.supports(kernel, stride, dilation):
+        largest = (winograd_strided.R * stride[0], winograd_strided.R * stride[1])
+        raise ValueError(
+            f"weight: got kernel size {kernel} with method='winograd' at stride {stride}; expected at "
+            f"most {largest} (a strided layer is computed as a stride-1 layer with kernels of "
+            f"ceil(k/s) <= 4 over its polyphase components, by F(3x3, 4x4); {use_other})"
+        )
 
 
 # ----------------------------------------------------------------------------------

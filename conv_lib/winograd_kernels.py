@@ -1,4 +1,5 @@
-"""Compiled transforms of ``F(4x4, 3x3)`` for :mod:`conv_lib.winograd` (numba).
+"""Compiled transforms of ``F(4x4, 3x3)`` for :mod:`conv_lib.winograd`, and of
+``F(3x3, 4x4)`` for :mod:`conv_lib.winograd_strided` (numba).
 
 :mod:`conv_lib.winograd` computes Winograd's algorithm with NumPy alone: the tiles are
 gathered by strided copies and transformed by GEMMs with the 36x36 matrix
@@ -13,6 +14,10 @@ same transforms as loops compiled by numba, one pass over the data each:
   straight into the result;
 * :func:`grad_output_transform`: ``Z = A dY A^T`` of every tile of ``grad_out`` (the
   adjoint of the output transform, for the weight gradient), and the bias gradient.
+
+For strided layers, :func:`input_transform_f34` and :func:`output_transform_f34` do
+the same for ``F(3x3, 4x4)`` (same ``B^T``; tiles step by 3) on the zero-padded
+polyphase components that :mod:`conv_lib.winograd_strided` prepares.
 
 The GEMMs between them stay NumPy ``matmul`` (BLAS). The transforms are the 1-D
 ``F(4, 3)`` transforms applied along rows then columns, with ``B^T``, ``A^T`` written
@@ -50,9 +55,11 @@ __all__ = [
     "available",
     "grad_output_transform",
     "input_transform",
+    "input_transform_f34",
     "kernels",
     "numpy_transforms",
     "output_transform",
+    "output_transform_f34",
 ]
 
 
@@ -302,10 +309,92 @@ def _kernels(dtype_char: str) -> SimpleNamespace:
                 a_rows(y, count, s)
                 a_cols(s, z, o, (n - n0) * count, count)
 
+    # F(3x3, 4x4), for strided layers (conv_lib.winograd_strided): the same B^T; tiles
+    # step by 3 over the zero-padded polyphase components p (N, C', rows, cols).
+    @inline
+    def at3(m0, m1, m2, m3, m4, m5):
+        """``A^T m`` of ``F(3, 4)``: 6 products to 3 outputs."""
+        e, g = m1 + m2, m3 + m4
+        return m0 + e + g, (m1 - m2) + c2 * (m3 - m4), e + c4 * g + m5
+
+    @jit
+    def input_transform_f34(p, n0, n1, t0, t1, tw, v, r):
+        """``v[6*k + l, c, tile] = (B^T d B)[k, l]`` of the 6x6 tiles ``d`` of ``p``;
+        ``r (6, 3, tw + 1)``: one tile row after the pass down its 6 input rows, split
+        by column modulo 3, so that the pass along the row is contiguous."""
+        nt = t1 - t0
+        for n in range(n0, n1):
+            for c in range(p.shape[1]):
+                for ty in range(t0, t1):
+                    k0 = ((n - n0) * nt + ty - t0) * tw
+                    d0, d1, d2 = p[n, c, 3 * ty], p[n, c, 3 * ty + 1], p[n, c, 3 * ty + 2]
+                    d3, d4, d5 = p[n, c, 3 * ty + 3], p[n, c, 3 * ty + 4], p[n, c, 3 * ty + 5]
+                    for q in range(3):
+                        r0, r1, r2, r3, r4, r5 = r[0, q], r[1, q], r[2, q], r[3, q], r[4, q], r[5, q]
+                        for col in range(tw + 1):
+                            i = 3 * col + q
+                            r0[col], r1[col], r2[col], r3[col], r4[col], r5[col] = bt(
+                                d0[i], d1[i], d2[i], d3[i], d4[i], d5[i]
+                            )
+                    row = slice(k0, k0 + tw)
+                    for k in range(6):
+                        e0, e1, e2 = r[k, 0], r[k, 1], r[k, 2]
+                        v0, v1, v2 = v[6 * k, c, row], v[6 * k + 1, c, row], v[6 * k + 2, c, row]
+                        v3, v4, v5 = v[6 * k + 3, c, row], v[6 * k + 4, c, row], v[6 * k + 5, c, row]
+                        for tx in range(tw):
+                            v0[tx], v1[tx], v2[tx], v3[tx], v4[tx], v5[tx] = bt(
+                                e0[tx], e1[tx], e2[tx], e0[tx + 1], e1[tx + 1], e2[tx + 1]
+                            )
+
+    @jit
+    def output_transform_f34(mp, bias, out, n0, n1, t0, t1, tw, s):
+        """Rows of tile rows ``t0:t1`` of ``out`` <- ``A^T M A + bias`` of the product
+        tiles ``mp (36, O, tiles)``; work array ``s (6, 3, count)``."""
+        nt = t1 - t0
+        count = nt * tw
+        for n in range(n0, n1):
+            for o in range(out.shape[1]):
+                k0 = (n - n0) * count
+                cols = slice(k0, k0 + count)
+                for xi in range(6):
+                    q = 6 * xi
+                    r0, r1, r2 = mp[q, o, cols], mp[q + 1, o, cols], mp[q + 2, o, cols]
+                    r3, r4, r5 = mp[q + 3, o, cols], mp[q + 4, o, cols], mp[q + 5, o, cols]
+                    s0, s1, s2 = s[xi, 0], s[xi, 1], s[xi, 2]
+                    for k in range(count):
+                        s0[k], s1[k], s2[k] = at3(r0[k], r1[k], r2[k], r3[k], r4[k], r5[k])
+                for ty in range(nt):
+                    rows_at3(s, bias[o], ty * tw, tw, out, n, o, 3 * (t0 + ty))
+
+    @jit
+    def rows_at3(s, b, k0, tw, out, n, o, row0):
+        """Output rows ``row0 : row0+3`` of ``out[n, o]`` <- ``(A^T s)[i] + b`` of one row
+        of tiles (``k0 : k0+tw``), stored interleaved (column ``3*tx + j``)."""
+        ho, wo = out.shape[2], out.shape[3]
+        full = wo // 3 if row0 + 3 <= ho else 0  # tiles whose 9 outputs all exist
+        d0, d1, d2 = out[n, o, row0], out[n, o, min(row0 + 1, ho - 1)], out[n, o, min(row0 + 2, ho - 1)]
+        for j in range(3):
+            r0, r1, r2 = s[0, j, k0 : k0 + tw], s[1, j, k0 : k0 + tw], s[2, j, k0 : k0 + tw]
+            r3, r4, r5 = s[3, j, k0 : k0 + tw], s[4, j, k0 : k0 + tw], s[5, j, k0 : k0 + tw]
+            for tx in range(full):
+                e0, e1, e2 = at3(r0[tx], r1[tx], r2[tx], r3[tx], r4[tx], r5[tx])
+                d0[3 * tx + j], d1[3 * tx + j], d2[3 * tx + j] = e0 + b, e1 + b, e2 + b
+            for tx in range(full, tw):  # the tiles cut by the edge of the output
+                e0, e1, e2 = at3(r0[tx], r1[tx], r2[tx], r3[tx], r4[tx], r5[tx])
+                col = 3 * tx + j
+                if col < wo:
+                    d0[col] = e0 + b
+                    if row0 + 1 < ho:
+                        d1[col] = e1 + b
+                    if row0 + 2 < ho:
+                        d2[col] = e2 + b
+
     return SimpleNamespace(
         input_transform=input_transform,
         output_transform=output_transform,
         grad_output_transform=grad_output_transform,
+        input_transform_f34=input_transform_f34,
+        output_transform_f34=output_transform_f34,
     )
 
 
@@ -338,4 +427,21 @@ def grad_output_transform(g, n0, n1, t0, t1, tw, z, grad_b, ws) -> None:
     count = (t1 - t0) * tw
     kernels(g.dtype.char).grad_output_transform(
         g, n0, n1, t0, t1, tw, z, ws.get("tiles", (4, 4, count)), ws.get("s", (6, 4, count)), grad_b
+    )
+
+
+def input_transform_f34(p, n0, n1, t0, t1, tw, v, ws) -> None:
+    """``v (36, C', tiles)`` <- ``B^T d B`` of the 6x6 tiles (step 3) of tile rows
+    ``t0:t1`` of images ``n0:n1`` of the padded polyphase components ``p (N, C', 3*th + 3,
+    3*tw + 3)`` (:mod:`conv_lib.winograd_strided`)."""
+    kernels(p.dtype.char).input_transform_f34(p, n0, n1, t0, t1, tw, v, ws.get("r34", (6, 3, tw + 1)))
+
+
+def output_transform_f34(mp, bias, out, n0, n1, t0, t1, tw, ws) -> None:
+    """Output rows of tile rows ``t0:t1`` of images ``n0:n1`` of ``out (N, O, H_out,
+    W_out)`` <- ``A^T M A + bias`` of the 6x6 product tiles ``mp (36, O, tiles)``
+    (``F(3x3, 4x4)``)."""
+    count = (t1 - t0) * tw
+    kernels(out.dtype.char).output_transform_f34(
+        mp, bias, out, n0, n1, t0, t1, tw, ws.get("s34", (6, 3, count))
     )

@@ -20,6 +20,7 @@ from conv_lib import (
     im2col,
     release_workspaces,
     set_memory_budget,
+    winograd_kernels,
 )
 
 # torch notes that it copies the input for padding="same" with even kernels; harmless here
@@ -251,5 +252,9 @@ def test_memory_budget_chunk_sizes_agree(batch, restore_budget):
 def test_choose_method_nchw():
     assert choose_method((8, 64, 56, 56), (64, 64, 3, 3), dtype=np.float32) == "winograd"
     assert choose_method((8, 64, 56, 56), (64, 64, 3, 3), dtype=np.int64) == "im2col"  # exact
-    assert choose_method((1, 3, 224, 224), (64, 3, 7, 7), stride=2) == "im2col"
+    # ResNet's stem: Winograd over the polyphase components when its transforms are
+    # compiled (tests/test_winograd_strided.py), im2col otherwise
+    assert choose_method((1, 3, 224, 224), (64, 3, 7, 7), stride=2) == "winograd"
+    with winograd_kernels.numpy_transforms():
+        assert choose_method((1, 3, 224, 224), (64, 3, 7, 7), stride=2) == "im2col"
     assert choose_method((1, 1, 512, 512), (1, 1, 31, 31)) == "fft"

@@ -4,9 +4,7 @@ on the compiled transforms (conv_lib.winograd_kernels, numba) and on the NumPy p
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -14,13 +12,13 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from winograd_paths import PATHS, close, peak, transforms
 
 from conv_lib import (
     choose_method,
     conv2d,
     conv2d_backward,
     get_memory_budget,
-    release_workspaces,
     set_memory_budget,
     winograd_1d,
     winograd_kernels,
@@ -29,28 +27,6 @@ from conv_lib import (
 from conv_lib.winograd import FLOAT32_RTOL, TILE, winograd_error
 
 SETTINGS = settings(max_examples=25, deadline=None)
-RTOL = {np.float32: FLOAT32_RTOL, np.float64: 1e-12}
-PATHS = ["compiled", "numpy"]
-
-
-@contextlib.contextmanager
-def transforms(path):
-    """Run Winograd on the compiled transforms (numba is a dependency: they must be
-    available) or on the NumPy path (:func:`conv_lib.winograd_kernels.numpy_transforms`)."""
-    if path == "compiled":
-        assert winograd_kernels.available()
-        yield
-        return
-    with winograd_kernels.numpy_transforms():
-        assert not winograd_kernels.available()
-        yield
-
-
-def _close(got, want, dtype):
-    """Largest error within the stated tolerance, relative to the largest |value|."""
-    assert got.dtype == dtype and got.shape == want.shape
-    scale = max(1e-30, float(np.abs(want).max()))
-    assert float(np.abs(got - want).max()) <= RTOL[dtype] * scale
 
 
 @pytest.mark.parametrize("m", [2, 4])
@@ -111,9 +87,9 @@ def test_winograd_matches_direct(path, layer, dtype, budget, with_bias):
     finally:
         set_memory_budget(old)
     assert got.dtype == dtype
-    _close(got, want.astype(dtype), dtype)
+    close(got, want.astype(dtype), dtype)
     for got_part, want_part in zip(got_back, want_back, strict=True):
-        _close(got_part, want_part.astype(dtype), dtype)
+        close(got_part, want_part.astype(dtype), dtype)
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -155,11 +131,11 @@ def test_winograd_matches_torch(case, dtype, path):
     g = rng.standard_normal(tuple(out_t.shape)).astype(dtype)
     out_t.backward(torch.tensor(g))
     with transforms(path):
-        _close(conv2d(x, w, b, method="winograd", **kwargs), out_t.detach().numpy(), dtype)
+        close(conv2d(x, w, b, method="winograd", **kwargs), out_t.detach().numpy(), dtype)
         gx, gw, gb = conv2d_backward(g, x, w, method="winograd", **kwargs)
-    _close(gx, xt.grad.numpy(), dtype)
-    _close(gw, wt.grad.numpy(), dtype)
-    _close(gb, bt.grad.numpy(), dtype)
+    close(gx, xt.grad.numpy(), dtype)
+    close(gw, wt.grad.numpy(), dtype)
+    close(gb, bt.grad.numpy(), dtype)
 
 
 def test_float32_error_of_the_tiles():
@@ -178,18 +154,6 @@ def restore_budget():
     set_memory_budget(old)
 
 
-def _peak(fn):
-    """Result and peak traced bytes of ``fn()``, from no kept work arrays (each thread
-    keeps its work arrays between calls; here they are allocated, and counted, anew)."""
-    release_workspaces()
-    tracemalloc.start()
-    try:
-        result = fn()
-        return result, tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 @pytest.mark.parametrize("path", PATHS)
 def test_memory_budget_bounds_the_transformed_tiles(restore_budget, path):
     """With a 64 KiB budget the transformed tiles are made a band of tile rows at a
@@ -202,11 +166,11 @@ def test_memory_budget_bounds_the_transformed_tiles(restore_budget, path):
     g = rng.standard_normal((n, 32, 32, 32))
     with transforms(path):
         set_memory_budget(2**30)
-        ref, big = _peak(lambda: conv2d(x, w, padding=1, method="winograd"))
-        ref_back, big_back = _peak(lambda: conv2d_backward(g, x, w, padding=1, method="winograd"))
+        ref, big = peak(lambda: conv2d(x, w, padding=1, method="winograd"))
+        ref_back, big_back = peak(lambda: conv2d_backward(g, x, w, padding=1, method="winograd"))
         set_memory_budget(64 * 1024)
-        got, small = _peak(lambda: conv2d(x, w, padding=1, method="winograd"))
-        got_back, small_back = _peak(lambda: conv2d_backward(g, x, w, padding=1, method="winograd"))
+        got, small = peak(lambda: conv2d(x, w, padding=1, method="winograd"))
+        got_back, small_back = peak(lambda: conv2d_backward(g, x, w, padding=1, method="winograd"))
     np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
     for a, b in zip(got_back, ref_back, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11)
@@ -290,13 +254,16 @@ def test_compiled_kernels_are_compiled_once_per_dtype():
 @pytest.mark.parametrize(
     ("kwargs", "w_shape", "message"),
     [
-        (dict(stride=2), (2, 2, 3, 3), r"stride: got \(2, 2\) with method='winograd'; expected \(1, 1\)"),
         (
             dict(dilation=(1, 2)),
             (2, 2, 3, 3),
             r"dilation: got \(1, 2\) with method='winograd'; expected \(1, 1\)",
         ),
-        (dict(), (2, 2, 5, 5), r"weight: got kernel size \(5, 5\) with method='winograd'; expected \(3, 3\)"),
+        (
+            dict(),
+            (2, 2, 5, 5),
+            r"weight: got kernel size \(5, 5\) with method='winograd' at stride 1; expected \(3, 3\)",
+        ),
     ],
 )
 def test_unsupported_layers_are_refused(kwargs, w_shape, message):

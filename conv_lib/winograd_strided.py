@@ -1,0 +1,240 @@
+"""Winograd for strided layers: polyphase components, then ``F(3x3, 4x4)``.
+
+A stride-``s`` layer reads only every ``s``-th row and column of the padded input for a
+given kernel tap. Split the padded input into its ``s_h*s_w`` polyphase components
+``x_pad[a::s_h, b::s_w]`` and the kernel the same way, ``w[a::s_h, b::s_w]``: tap
+``(s_h*i + a, s_w*j + b)`` meets component ``(a, b)`` at offset ``(i, j)``, so the layer
+is a **stride-1** correlation of the components (``C*s_h*s_w`` channels) with kernels of
+``ceil(kH/s_h) x ceil(kW/s_w)`` (zero beyond the original kernel). For the 7x7 stride-2
+stem of a ResNet that is a 4x4 stride-1 layer over 12 channels, which Winograd's
+``F(3x3, 4x4)`` computes with 36 multiplications per 9 outputs and channel, 48 per
+output over the 12 channels instead of the 147 of the direct sum.
+
+``F(3, 4)`` uses the same interpolation points as ``F(4, 3)`` (0, 1, -1, 2, -2 and
+infinity), so ``B^T`` is the same matrix, ``A^T`` is ``F(4, 3)``'s first three rows
+(the last entry of its last row moved to the point at infinity) and ``G`` has a fourth
+column (:func:`matrices_f34`). Its float32 rounding error stays within
+:data:`conv_lib.winograd.FLOAT32_RTOL`, like ``F(4x4, 3x3)``'s.
+
+Two paths compute the same sums: the transforms compiled by numba
+(:mod:`conv_lib.winograd_kernels`, per chunk of tile rows, in the cache), or NumPy
+(tiles gathered by one strided copy, transforms as GEMMs with ``kron`` matrices) when
+numba is missing or ``CONV_LIB_JIT=0``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+
+from conv_lib import winograd_kernels
+from conv_lib.layout import Pads, fill_component, out_len
+from conv_lib.winograd import winograd_matrices
+from conv_lib.workspace import run_chunks, single_threaded_blas, thread_workspace, worker_count
+
+__all__ = ["matrices_f34", "polyphase_kernel_size", "supports"]
+
+# F(3, 4): points 0, 1, -1, 2, -2 and infinity (derived by solving for B^T given A^T
+# and G, which gave F(4, 3)'s B^T; tests/test_winograd_strided.py checks the identity
+# exactly, in fractions).
+_AT34 = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 1]]
+_G34 = [
+    [1 / 4, 0, 0, 0],
+    [-1 / 6, -1 / 6, -1 / 6, -1 / 6],
+    [-1 / 6, 1 / 6, -1 / 6, 1 / 6],
+    [1 / 24, 1 / 12, 1 / 6, 1 / 3],
+    [1 / 24, -1 / 12, 1 / 6, -1 / 3],
+    [0, 0, 0, 1],
+]
+_BT34 = winograd_matrices(4)[2].tolist()  # the same matrix as F(4, 3)
+M, R, ALPHA = 3, 4, 6  # output tile, kernel and input tile sizes of F(3, 4)
+
+# Elements of one chunk's work arrays (V and the products) on the compiled path: 8 MiB
+# in float32, the fastest of 2**19 to 2**22 on six 7x7 and 8x8 stride-2 layers (the
+# GEMMs of inner size C*s_h*s_w gain from long rows of tiles more than the transforms
+# lose to the cache).
+_COMPILED_CHUNK_ELEMENTS = 2**21
+# On the NumPy path, as for conv_lib.winograd: few, large chunks (each costs a few
+# dozen NumPy calls).
+_CHUNK_ELEMENTS = 2**23
+
+
+def matrices_f34() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The transforms of ``F(3, 4)``: ``A^T (3, 6)``, ``G (6, 4)``, ``B^T (6, 6)``.
+
+    ``y = A^T [(G g) * (B^T d)]`` is the valid correlation of ``d`` (length 6) with ``g``
+    (length 4): ``y[i] = sum_k d[i + k] g[k]``, 6 multiplications for 3 outputs.
+
+    Returns
+    -------
+    AT, G, BT : ndarray (float64 copies)
+    """
+    return np.array(_AT34, dtype=float), np.array(_G34, dtype=float), np.array(_BT34, dtype=float)
+
+
+def polyphase_kernel_size(kernel: tuple[int, int], stride: tuple[int, int]) -> tuple[int, int]:
+    """``(ceil(kH/s_h), ceil(kW/s_w))``: the kernel of the stride-1 layer over the
+    polyphase components that a stride-``s`` layer with ``kernel`` is."""
+    return -(-kernel[0] // stride[0]), -(-kernel[1] // stride[1])
+
+
+def supports(kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int]) -> bool:
+    """Whether this module computes the layer: dilation 1, a stride above 1 in some
+    direction, and polyphase kernels of at most 4x4 (e.g. 7x7 or 8x8 at stride 2,
+    11x11 at stride 4)."""
+    kh, kw = polyphase_kernel_size(kernel, stride)
+    return tuple(dilation) == (1, 1) and tuple(stride) != (1, 1) and kh <= R and kw <= R
+
+
+@functools.lru_cache(maxsize=4)
+def _kron(dtype_char: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    at, gm, bt = matrices_f34()
+    dtype = np.dtype(dtype_char)
+    return np.kron(at, at).astype(dtype), np.kron(gm, gm).astype(dtype), np.kron(bt, bt).astype(dtype)
+
+
+class _Plan:
+    """Geometry: the output of the strided layer in 3x3 tiles, and the zero-padded
+    polyphase components that the tiles read (``3*th + 3`` rows, ``3*tw + 3`` columns)."""
+
+    def __init__(self, x_shape, kernel, stride, pads: Pads):
+        (pt, pb), (pl, pr) = pads
+        self.stride = tuple(stride)
+        self.phases = self.stride[0] * self.stride[1]
+        self.ho = out_len(x_shape[2] + pt + pb, kernel[0], stride[0], 1)
+        self.wo = out_len(x_shape[3] + pl + pr, kernel[1], stride[1], 1)
+        self.th, self.tw = -(-self.ho // M), -(-self.wo // M)
+        self.hp, self.wp = M * self.th + R - 1, M * self.tw + R - 1
+        self.pads = pads
+
+
+def _components(x: np.ndarray, plan: _Plan) -> np.ndarray:
+    """``P (N, C*S, hp, wp)``: channel ``c*S + a*s_w + b`` is polyphase component
+    ``(a, b)`` of channel ``c`` of ``x`` zero-padded by the layer's padding (and with
+    zeros beyond it, up to the size the tiles read). ``S = s_h*s_w``; channel-major, so
+    that the groups of a grouped layer stay contiguous."""
+    n, c = x.shape[:2]
+    sh, sw = plan.stride
+    p = np.empty((n, c * plan.phases, plan.hp, plan.wp), dtype=x.dtype)
+    for a in range(sh):
+        for b in range(sw):
+            fill_component(p[:, a * sw + b :: plan.phases], x, 0, plan.pads, plan.stride, (a, b), 0)
+    return p
+
+
+def _sub_kernels(w: np.ndarray, stride: tuple[int, int]) -> np.ndarray:
+    """``(O, C/g * S, 4, 4)``: the polyphase components of each kernel, zero-padded to
+    4x4, in the channel order of :func:`_components`."""
+    o, cg, kh, kw = w.shape
+    sh, sw = stride
+    sub = np.zeros((o, cg, sh, sw, R, R), dtype=w.dtype)
+    for a in range(sh):
+        for b in range(sw):
+            part = w[:, :, a::sh, b::sw]
+            sub[:, :, a, b, : part.shape[2], : part.shape[3]] = part
+    return sub.reshape(o, cg * sh * sw, R, R)
+
+
+def _weight_transform(sub: np.ndarray, groups: int) -> np.ndarray:
+    """``U = G g G^T`` of every sub-kernel: ``(O, C'/g, 4, 4)`` -> ``(36, g, O/g, C'/g)``."""
+    o, cg = sub.shape[:2]
+    _, gg, _ = _kron(sub.dtype.char)
+    with single_threaded_blas():  # a small product, on the calling thread
+        u = gg @ sub.reshape(o * cg, R * R).T
+    return np.ascontiguousarray(u.reshape(ALPHA * ALPHA, groups, o // groups, cg))
+
+
+def _tile_chunks(n: int, plan: _Plan, per_tile: int, itemsize: int, budget: int, largest: int):
+    """``(n0, n1, t0, t1)`` chunks (images, tile rows) of at most ``min(budget, largest)``
+    elements per thread, as many as a multiple of the threads where possible."""
+    workers = worker_count()
+    limit = max(1, min(budget // max(1, workers) // itemsize, largest))
+    per_row = per_tile * plan.tw
+    per_image = per_row * plan.th
+    if per_image <= limit:
+        step = max(1, min(n, limit // per_image, -(-n // workers)))
+        return [(n0, min(n, n0 + step), 0, plan.th) for n0 in range(0, n, step)]
+    band = max(1, limit // per_row)
+    bands = -(-plan.th // band)
+    if bands % workers and bands < plan.th:
+        bands += workers - bands % workers
+    band = -(-plan.th // bands)
+    return [(n0, n0 + 1, t0, min(plan.th, t0 + band)) for n0 in range(n) for t0 in range(0, plan.th, band)]
+
+
+def corr_strided_winograd(
+    x: np.ndarray, pads: Pads, w: np.ndarray, stride: tuple[int, int], groups: int, budget: int,
+    bias: Any = None,
+) -> np.ndarray:  # fmt: skip
+    """Cross-correlation of ``x (N, C, H, W)`` zero-padded by ``pads`` with ``w (O, C/g,
+    kH, kW)`` at ``stride`` (dilation 1; :func:`supports`), plus ``bias (O,)`` if given,
+    by polyphase components and ``F(3x3, 4x4)``; returns ``(N, O, H_out, W_out)``.
+
+    ``x``, ``w`` and ``bias`` share a floating dtype (validated by the caller)."""
+    x = np.ascontiguousarray(x)
+    plan = _Plan(x.shape, w.shape[2:], stride, pads)
+    p = _components(x, plan)
+    u = _weight_transform(_sub_kernels(w, plan.stride), groups)
+    n, o = x.shape[0], w.shape[0]
+    out = np.empty((n, o, plan.ho, plan.wo), dtype=x.dtype)
+    b = np.zeros(o, x.dtype) if bias is None else np.ascontiguousarray(bias, dtype=x.dtype)
+    if winograd_kernels.available():
+        _run_compiled(p, u, b, out, plan, groups, budget)
+    else:
+        _run_numpy(p, u, b, out, plan, groups, budget)
+    return out
+
+
+def _run_compiled(p, u, b, out, plan: _Plan, groups: int, budget: int) -> None:
+    """Per chunk: ``V = B^T d B`` (compiled), the 36 GEMMs ``U @ V``, ``A^T M A + b``
+    (compiled) straight into ``out``."""
+    n, c = p.shape[:2]
+    o = out.shape[1]
+    cg, og = c // groups, o // groups
+    chunks = _tile_chunks(n, plan, 36 * (c + o), p.itemsize, budget, _COMPILED_CHUNK_ELEMENTS)
+
+    def work(k0: int, k1: int) -> None:
+        ws = thread_workspace(p.dtype)
+        for n0, n1, t0, t1 in chunks[k0:k1]:
+            count = (n1 - n0) * (t1 - t0) * plan.tw
+            v = ws.get("v", (36, c, count))
+            winograd_kernels.input_transform_f34(p, n0, n1, t0, t1, plan.tw, v, ws)
+            prod = np.matmul(u, v.reshape(36, groups, cg, count), out=ws.get("prod", (36, groups, og, count)))
+            mp = prod.reshape(36, o, count)
+            winograd_kernels.output_transform_f34(mp, b, out, n0, n1, t0, t1, plan.tw, ws)
+
+    run_chunks(work, len(chunks))
+
+
+def _run_numpy(p, u, b, out, plan: _Plan, groups: int, budget: int) -> None:
+    """Per chunk: the 6x6 tiles gathered by one strided copy, ``V = kron(B^T, B^T) D``,
+    the 36 GEMMs, ``Y = kron(A^T, A^T) M`` and the 3x3 tiles copied into ``out``."""
+    n, c = p.shape[:2]
+    o = out.shape[1]
+    cg = c // groups
+    aa, _, bb = _kron(p.dtype.char)
+    chunks = _tile_chunks(n, plan, 36 * (2 * c + o) + 9 * o, p.itemsize, budget, _CHUNK_ELEMENTS)
+    s_n, s_c, s_h, s_w = p.strides
+
+    def work(k0: int, k1: int) -> None:
+        for n0, n1, t0, t1 in chunks[k0:k1]:
+            m, rows = n1 - n0, t1 - t0
+            count = m * rows * plan.tw
+            # tile (ty, tx) element (i, j) is P[n, c, 3*ty + i, 3*tx + j]
+            tiles = np.lib.stride_tricks.as_strided(
+                p[n0:n1, :, M * t0 :],
+                (ALPHA, ALPHA, c, m, rows, plan.tw),
+                (s_h, s_w, s_c, s_n, M * s_h, M * s_w),
+                writeable=False,
+            )
+            d = np.ascontiguousarray(tiles).reshape(36, c * count)
+            v = (bb @ d).reshape(36, groups, cg, count)
+            prod = np.matmul(u, v).reshape(36, o * count)
+            y = (aa @ prod).reshape(M, M, o, m, rows, plan.tw) + b.reshape(o, 1, 1, 1)
+            blocks = y.transpose(3, 2, 4, 0, 5, 1).reshape(m, o, M * rows, M * plan.tw)
+            first, last = M * t0, min(plan.ho, M * t1)
+            out[n0:n1, :, first:last] = blocks[:, :, : last - first, : plan.wo]
+
+    run_chunks(work, len(chunks))

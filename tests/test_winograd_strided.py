@@ -1,0 +1,200 @@
+"""method="winograd" on strided layers (conv_lib.winograd_strided): the F(3, 4)
+transforms, polyphase components + F(3x3, 4x4) against the direct method and torch on
+both paths (compiled transforms and NumPy), the memory budget's chunks, the choice
+"auto" makes, the backward pass of such layers, and the errors."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from winograd_paths import PATHS, close, peak, transforms
+
+from conv_lib import (
+    choose_method,
+    conv2d,
+    conv2d_backward,
+    get_memory_budget,
+    set_memory_budget,
+    winograd_kernels,
+)
+from conv_lib.winograd_strided import matrices_f34, polyphase_kernel_size, supports
+
+SETTINGS = settings(max_examples=30, deadline=None)
+
+
+def test_f34_identity_holds_exactly():
+    """sum_j AT[i, j] G[j, k] BT[j, l] = [l == i + k] in exact fractions: A^T [(G g) *
+    (B^T d)] is the valid correlation of any d (6 values) with any g (4 values)."""
+    exact = np.vectorize(lambda v: Fraction(v).limit_denominator(100), otypes=[object])
+    at, gm, bt = (exact(a) for a in matrices_f34())
+    assert at.shape == (3, 6) and gm.shape == (6, 4) and bt.shape == (6, 6)
+    for i in range(3):
+        for k in range(4):
+            for col in range(6):
+                total = sum(at[i, j] * gm[j, k] * bt[j, col] for j in range(6))
+                assert total == (1 if col == i + k else 0), (i, k, col, total)
+
+
+@st.composite
+def strided_layers(draw):
+    """Random strided layers that method="winograd" computes: strides 1-4 per axis (not
+    both 1), kernels up to 4 times the stride, groups, padding, bias, sizes that are
+    and are not multiples of the 3x3 output tile."""
+    sh, sw = draw(st.sampled_from([(2, 2), (2, 2), (1, 2), (3, 1), (2, 3), (4, 4)]))
+    kh, kw = draw(st.integers(1, 4 * sh)), draw(st.integers(1, 4 * sw))
+    groups = draw(st.sampled_from([1, 1, 2]))
+    c_in, c_out = groups * draw(st.integers(1, 3)), groups * draw(st.integers(1, 3))
+    ph, pw = draw(st.integers(0, kh)), draw(st.integers(0, kw))
+    h = max(1, kh - 2 * ph) + draw(st.integers(0, 14))
+    w = max(1, kw - 2 * pw) + draw(st.integers(0, 14))
+    n = draw(st.integers(1, 3))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    x = rng.standard_normal((n, c_in, h, w))
+    weight = rng.standard_normal((c_out, c_in // groups, kh, kw))
+    bias = rng.standard_normal(c_out) if draw(st.booleans()) else None
+    return x, weight, bias, dict(stride=(sh, sw), padding=(ph, pw), groups=groups)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@SETTINGS
+@given(strided_layers(), st.sampled_from([np.float32, np.float64]), st.sampled_from([None, 1]))
+def test_strided_winograd_matches_direct(path, layer, dtype, budget):
+    """Against the direct method in float64; a 1-byte budget makes every tile row its
+    own chunk (chunks start at every tile row of the polyphase components)."""
+    x, weight, bias, kwargs = layer
+    assert supports(weight.shape[2:], kwargs["stride"], (1, 1))
+    want = conv2d(x, weight, bias, method="direct", **kwargs)
+    x, weight = x.astype(dtype), weight.astype(dtype)
+    bias = None if bias is None else bias.astype(dtype)
+    old = get_memory_budget()
+    set_memory_budget(budget or old)
+    try:
+        with transforms(path):
+            got = conv2d(x, weight, bias, method="winograd", **kwargs)
+    finally:
+        set_memory_budget(old)
+    close(got, want.astype(dtype), dtype)
+
+
+TORCH_CASES = [
+    ((2, 3, 40, 36), (8, 3, 7, 7), dict(stride=2, padding=3)),  # a ResNet stem, small
+    ((1, 4, 23, 29), (6, 2, 8, 5), dict(stride=(2, 3), padding=(1, 2), groups=2)),
+    ((2, 3, 35, 35), (5, 3, 11, 11), dict(stride=4, padding=2)),  # AlexNet's first layer
+    ((1, 16, 64, 48), (24, 16, 7, 7), dict(stride=2, padding=3)),  # chunks on both threads
+]
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", range(len(TORCH_CASES)))
+def test_strided_winograd_matches_torch(case, dtype, path):
+    x_shape, w_shape, kwargs = TORCH_CASES[case]
+    rng = np.random.default_rng(case)
+    x, w = rng.standard_normal(x_shape).astype(dtype), rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype)
+    want = F.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b), **kwargs).numpy()
+    with transforms(path):
+        close(conv2d(x, w, b, method="winograd", **kwargs), want, dtype)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_memory_budget_bounds_the_transformed_tiles(path):
+    """With a 64 KiB budget the transformed tiles and products are made one tile row
+    at a time: the peak stays near the output and the polyphase components (the size
+    of the input), far below the default budget's."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((8, 3, 128, 128))  # 3 MiB
+    w = rng.standard_normal((32, 3, 7, 7))
+    kwargs = dict(stride=2, padding=3, method="winograd")
+    old = get_memory_budget()
+    try:
+        with transforms(path):
+            set_memory_budget(2**30)
+            ref, big = peak(lambda: conv2d(x, w, **kwargs))
+            set_memory_budget(64 * 1024)
+            got, small = peak(lambda: conv2d(x, w, **kwargs))
+    finally:
+        set_memory_budget(old)
+    np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
+    mib = 2**20
+    components = 8 * 12 * 69 * 69 * 8  # (N, 4 C, 3*22 + 3, 3*22 + 3) float64
+    # the output + the components + one tile row per thread (V, products, work rows:
+    # 0.3 MiB per thread compiled; the NumPy path's temporaries about twice that)
+    assert small < ref.nbytes + components + (1 if path == "compiled" else 2) * mib
+    assert big > small + 4 * mib
+
+
+def test_auto_takes_it_for_7x7_stride_2_only():
+    """The rule of choose_method: 4*s_h*s_w multiply-adds per output and channel against
+    kH*kW, at most 0.4 of it, compiled transforms, floating data, not depthwise."""
+    stem = ((8, 3, 224, 224), (64, 3, 7, 7))
+    assert choose_method(*stem, stride=2, dtype=np.float32) == "winograd"
+    assert choose_method((2, 3, 64, 64), (16, 3, 8, 8), stride=2, dtype=np.float64) == "winograd"
+    assert choose_method(*stem, stride=2, dtype=np.int64) == "im2col"  # exact stays exact
+    assert choose_method((8, 64, 56, 56), (128, 64, 3, 3), stride=2, dtype=np.float32) == "im2col"
+    assert choose_method((8, 32, 32, 32), (64, 32, 5, 5), stride=2, dtype=np.float32) == "im2col"
+    assert choose_method((1, 3, 227, 227), (96, 3, 11, 11), stride=4, dtype=np.float32) == "im2col"
+    assert choose_method((4, 8, 64, 64), (8, 1, 7, 7), stride=2, dtype=np.float32) == "im2col"  # depthwise
+    assert choose_method(*stem, stride=2, dilation=2, dtype=np.float32) == "im2col"
+    with winograd_kernels.numpy_transforms():
+        assert choose_method(*stem, stride=2, dtype=np.float32) == "im2col"
+
+
+def test_auto_forward_and_backward_of_a_stem():
+    """ "auto" computes the forward by Winograd and the backward by im2col (Winograd's
+    backward is for stride-1 layers), both against torch."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 3, 32, 30)).astype(np.float32)
+    w = rng.standard_normal((8, 3, 7, 7)).astype(np.float32)
+    b = rng.standard_normal(8).astype(np.float32)
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    out_t = F.conv2d(xt, wt, bt, stride=2, padding=3)
+    g = rng.standard_normal(tuple(out_t.shape)).astype(np.float32)
+    out_t.backward(torch.tensor(g))
+    assert choose_method(x.shape, w.shape, stride=2, dtype=np.float32) == "winograd"
+    close(conv2d(x, w, b, stride=2, padding=3), out_t.detach().numpy(), np.float32)
+    grads = conv2d_backward(g, x, w, stride=2, padding=3)
+    for got, want in zip(grads, (xt.grad, wt.grad, bt.grad), strict=True):
+        close(got, want.numpy(), np.float32)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "w_shape", "message"),
+    [
+        (
+            dict(stride=2),
+            (2, 2, 9, 9),
+            r"weight: got kernel size \(9, 9\) with method='winograd' at stride \(2, 2\); "
+            r"expected at most \(8, 8\)",
+        ),
+        (
+            dict(stride=(1, 2), dilation=2),
+            (2, 2, 3, 3),
+            r"dilation: got \(2, 2\) with method='winograd'; expected \(1, 1\)",
+        ),
+    ],
+)
+def test_layers_it_does_not_compute_are_refused(kwargs, w_shape, message):
+    x, w = np.ones((1, 2, 20, 20)), np.ones(w_shape)
+    with pytest.raises(ValueError, match=message):
+        conv2d(x, w, method="winograd", **kwargs)
+
+
+def test_backward_of_a_strided_layer_is_refused():
+    x, w = np.ones((1, 2, 20, 20)), np.ones((3, 2, 7, 7))
+    out = conv2d(x, w, stride=2, method="winograd")
+    with pytest.raises(ValueError, match=r"stride: got \(2, 2\) with method='winograd' in conv2d_backward"):
+        conv2d_backward(np.ones_like(out), x, w, stride=2, method="winograd")
+
+
+def test_polyphase_kernel_size():
+    assert polyphase_kernel_size((7, 7), (2, 2)) == (4, 4)
+    assert polyphase_kernel_size((11, 5), (4, 2)) == (3, 3)
+    assert supports((8, 8), (2, 2), (1, 1)) and not supports((9, 8), (2, 2), (1, 1))
+    assert not supports((3, 3), (1, 1), (1, 1))  # stride 1 is conv_lib.winograd's
