@@ -74,6 +74,15 @@ def _padding_pairs(
     return (ph, ph), (pw, pw)
 
 
+def _choice_dtype(values: tuple[Any, ...], dtype: np.dtype) -> np.dtype:
+    """The dtype :func:`~conv_lib.choose_method` is told: integer when every input was
+    integer or bool (validation has already turned them into float64, but ``"auto"``
+    must keep the exact methods for them), else ``dtype``."""
+    if all(np.asarray(v).dtype.kind in "biu" for v in values):
+        return np.dtype(np.int64)
+    return dtype
+
+
 def _check_conv(x, weight, bias, stride, padding, dilation, groups):
     """Validate a conv2d call; return normalised arrays and geometry."""
     x = as_array("x", x, ndim=4, floating=True)
@@ -138,7 +147,9 @@ def conv2d(
         stride above 1 with kernels of at most 4 times the stride, e.g. 7x7 at stride 2
         (:mod:`conv_lib.winograd_strided`: ``F(3x3, 4x4)`` over the input's polyphase
         components); its float32 results carry a larger rounding error, up to
-        :data:`conv_lib.winograd.FLOAT32_RTOL` of the largest output.
+        :data:`conv_lib.winograd.FLOAT32_RTOL` of the largest output, and as its
+        transforms mix neighbouring inputs, an inf or NaN in ``x`` reaches more outputs
+        (an inf may come out as NaN) than with the other methods.
 
     Returns
     -------
@@ -151,10 +162,12 @@ def conv2d(
         input, non-positive stride/dilation, negative padding, "same" with stride > 1,
         unknown method, "winograd" for a layer it does not compute (above).
     """
+    given = (x, weight)
     x, weight, bias, stride, pads, dilation, groups, _ = _check_conv(
         x, weight, bias, stride, padding, dilation, groups
     )
-    method = resolve_layer_method(method, x.shape, weight.shape, stride, dilation, x.dtype)
+    choice_dtype = _choice_dtype(given, x.dtype)
+    method = resolve_layer_method(method, x.shape, weight.shape, stride, dilation, choice_dtype)
     dtype = result_dtype(x, weight)
     # the bias is added inside the chunks when it does not widen the result's dtype
     fused = bias is not None and np.result_type(dtype, bias) == dtype
@@ -219,6 +232,7 @@ def conv2d_backward(
         ``grad_out`` summed over batch and space (the bias gradient, whether or not the
         forward pass had a bias).
     """
+    given = (grad_out, x, weight)
     x, weight, _, stride, pads, dilation, groups, out_hw = _check_conv(
         x, weight, None, stride, padding, dilation, groups
     )
@@ -229,6 +243,7 @@ def conv2d_backward(
             f"grad_out: got shape {grad_out.shape}; expected {expected}, the shape of conv2d's output"
         )
     dtype = np.result_type(grad_out, x, weight)
+    choice_dtype = _choice_dtype(given, dtype)
     check_choice("method", method, ("auto",) + LAYER_METHODS)
     grad_out, x, weight = (a.astype(dtype, copy=False) for a in (grad_out, x, weight))
     if method == "winograd":
@@ -245,9 +260,10 @@ def conv2d_backward(
         # NumPy adjoint was slower than im2col's single GEMM, bench/bench_conv.py).
         transposed_w = (weight.shape[1] * groups, weight.shape[0] // groups, *weight.shape[2:])
         stride_one = stride == (1, 1)
-        if stride_one and choose_method(grad_out.shape, transposed_w, stride, dilation, dtype) == "winograd":
+        transposed_choice = choose_method(grad_out.shape, transposed_w, stride, dilation, choice_dtype)
+        if stride_one and transposed_choice == "winograd":
             grad_x = grad_input_winograd(grad_out, weight, pads, groups, get_memory_budget())
-            forward = choose_method(x.shape, weight.shape, stride, dilation, dtype)
+            forward = choose_method(x.shape, weight.shape, stride, dilation, choice_dtype)
             if forward == "winograd" and winograd_kernels.available():
                 budget = get_memory_budget()
                 grad_w, grad_b = grad_weight_winograd(grad_out, x, pads, weight.shape, groups, budget)

@@ -218,7 +218,8 @@ def check_winograd(
     from conv_lib import winograd_strided  # it builds on this module's matrices
 
     if not winograd_strided.supports(kernel, stride, dilation):
-        largest = (winograd_strided.R * stride[0], winograd_strided.R * stride[1])
+        most = winograd_strided.MAX_POLYPHASE_KERNEL
+        largest = (most * stride[0], most * stride[1])
         raise ValueError(
             f"weight: got kernel size {kernel} with method='winograd' at stride {stride}; expected at "
             f"most {largest} (a strided layer is computed as a stride-1 layer with kernels of "

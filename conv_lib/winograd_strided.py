@@ -17,7 +17,7 @@ column (:func:`matrices_f34`). Its float32 rounding error stays within
 :data:`conv_lib.winograd.FLOAT32_RTOL`, like ``F(4x4, 3x3)``'s.
 
 Two paths compute the same sums: the transforms compiled by numba
-(:mod:`conv_lib.winograd_kernels`, per chunk of tile rows, in the cache), or NumPy
+(:mod:`conv_lib.winograd_kernels`, per chunk of tile rows), or NumPy
 (tiles gathered by one strided copy, transforms as GEMMs with ``kron`` matrices) when
 numba is missing or ``CONV_LIB_JIT=0``.
 """
@@ -34,7 +34,13 @@ from conv_lib.layout import Pads, fill_component, out_len
 from conv_lib.winograd import winograd_matrices
 from conv_lib.workspace import run_chunks, single_threaded_blas, thread_workspace, worker_count
 
-__all__ = ["matrices_f34", "polyphase_kernel_size", "supports"]
+__all__ = [
+    "MAX_POLYPHASE_KERNEL",
+    "corr_strided_winograd",
+    "matrices_f34",
+    "polyphase_kernel_size",
+    "supports",
+]
 
 # F(3, 4): points 0, 1, -1, 2, -2 and infinity (derived by solving for B^T given A^T
 # and G, which gave F(4, 3)'s B^T; tests/test_winograd_strided.py checks the identity
@@ -49,7 +55,9 @@ _G34 = [
     [0, 0, 0, 1],
 ]
 _BT34 = winograd_matrices(4)[2].tolist()  # the same matrix as F(4, 3)
-M, R, ALPHA = 3, 4, 6  # output tile, kernel and input tile sizes of F(3, 4)
+_M, _R, _ALPHA = 3, 4, 6  # output tile, kernel and input tile sizes of F(3, 4)
+# Largest polyphase kernel (per axis) computed: kernels up to this many times the stride.
+MAX_POLYPHASE_KERNEL = _R
 
 # Elements of one chunk's work arrays (V and the products) on the compiled path: 8 MiB
 # in float32, the fastest of 2**19 to 2**22 on six 7x7 and 8x8 stride-2 layers (the
@@ -85,7 +93,7 @@ def supports(kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[i
     direction, and polyphase kernels of at most 4x4 (e.g. 7x7 or 8x8 at stride 2,
     11x11 at stride 4)."""
     kh, kw = polyphase_kernel_size(kernel, stride)
-    return tuple(dilation) == (1, 1) and tuple(stride) != (1, 1) and kh <= R and kw <= R
+    return tuple(dilation) == (1, 1) and tuple(stride) != (1, 1) and kh <= _R and kw <= _R
 
 
 @functools.lru_cache(maxsize=4)
@@ -99,14 +107,16 @@ class _Plan:
     """Geometry: the output of the strided layer in 3x3 tiles, and the zero-padded
     polyphase components that the tiles read (``3*th + 3`` rows, ``3*tw + 3`` columns)."""
 
-    def __init__(self, x_shape, kernel, stride, pads: Pads):
+    def __init__(
+        self, x_shape: tuple[int, ...], kernel: tuple[int, int], stride: tuple[int, int], pads: Pads
+    ) -> None:
         (pt, pb), (pl, pr) = pads
         self.stride = tuple(stride)
         self.phases = self.stride[0] * self.stride[1]
         self.ho = out_len(x_shape[2] + pt + pb, kernel[0], stride[0], 1)
         self.wo = out_len(x_shape[3] + pl + pr, kernel[1], stride[1], 1)
-        self.th, self.tw = -(-self.ho // M), -(-self.wo // M)
-        self.hp, self.wp = M * self.th + R - 1, M * self.tw + R - 1
+        self.th, self.tw = -(-self.ho // _M), -(-self.wo // _M)
+        self.hp, self.wp = _M * self.th + _R - 1, _M * self.tw + _R - 1
         self.pads = pads
 
 
@@ -129,12 +139,12 @@ def _sub_kernels(w: np.ndarray, stride: tuple[int, int]) -> np.ndarray:
     4x4, in the channel order of :func:`_components`."""
     o, cg, kh, kw = w.shape
     sh, sw = stride
-    sub = np.zeros((o, cg, sh, sw, R, R), dtype=w.dtype)
+    sub = np.zeros((o, cg, sh, sw, _R, _R), dtype=w.dtype)
     for a in range(sh):
         for b in range(sw):
             part = w[:, :, a::sh, b::sw]
             sub[:, :, a, b, : part.shape[2], : part.shape[3]] = part
-    return sub.reshape(o, cg * sh * sw, R, R)
+    return sub.reshape(o, cg * sh * sw, _R, _R)
 
 
 def _weight_transform(sub: np.ndarray, groups: int) -> np.ndarray:
@@ -142,8 +152,8 @@ def _weight_transform(sub: np.ndarray, groups: int) -> np.ndarray:
     o, cg = sub.shape[:2]
     _, gg, _ = _kron(sub.dtype.char)
     with single_threaded_blas():  # a small product, on the calling thread
-        u = gg @ sub.reshape(o * cg, R * R).T
-    return np.ascontiguousarray(u.reshape(ALPHA * ALPHA, groups, o // groups, cg))
+        u = gg @ sub.reshape(o * cg, _R * _R).T
+    return np.ascontiguousarray(u.reshape(_ALPHA * _ALPHA, groups, o // groups, cg))
 
 
 def _tile_chunks(n: int, plan: _Plan, per_tile: int, itemsize: int, budget: int, largest: int):
@@ -215,26 +225,34 @@ def _run_numpy(p, u, b, out, plan: _Plan, groups: int, budget: int) -> None:
     o = out.shape[1]
     cg = c // groups
     aa, _, bb = _kron(p.dtype.char)
-    chunks = _tile_chunks(n, plan, 36 * (2 * c + o) + 9 * o, p.itemsize, budget, _CHUNK_ELEMENTS)
+    # per tile: D and V (36*C' each), the products (36*O), Y and its reordered copy (9*O each)
+    chunks = _tile_chunks(n, plan, 36 * (2 * c + o) + 18 * o, p.itemsize, budget, _CHUNK_ELEMENTS)
     s_n, s_c, s_h, s_w = p.strides
 
+    def one_chunk(n0: int, n1: int, t0: int, t1: int) -> None:
+        m, rows = n1 - n0, t1 - t0
+        count = m * rows * plan.tw
+        # tile (ty, tx) element (i, j) is P[n, c, 3*ty + i, 3*tx + j]
+        tiles = np.lib.stride_tricks.as_strided(
+            p[n0:n1, :, _M * t0 :],
+            (_ALPHA, _ALPHA, c, m, rows, plan.tw),
+            (s_h, s_w, s_c, s_n, _M * s_h, _M * s_w),
+            writeable=False,
+        )
+        d = np.ascontiguousarray(tiles).reshape(36, c * count)
+        v = (bb @ d).reshape(36, groups, cg, count)
+        del d
+        prod = np.matmul(u, v).reshape(36, o * count)
+        del v
+        y = (aa @ prod).reshape(_M, _M, o, m, rows, plan.tw)
+        del prod
+        y += b.reshape(o, 1, 1, 1)
+        blocks = y.transpose(3, 2, 4, 0, 5, 1).reshape(m, o, _M * rows, _M * plan.tw)
+        first, last = _M * t0, min(plan.ho, _M * t1)
+        out[n0:n1, :, first:last] = blocks[:, :, : last - first, : plan.wo]
+
     def work(k0: int, k1: int) -> None:
-        for n0, n1, t0, t1 in chunks[k0:k1]:
-            m, rows = n1 - n0, t1 - t0
-            count = m * rows * plan.tw
-            # tile (ty, tx) element (i, j) is P[n, c, 3*ty + i, 3*tx + j]
-            tiles = np.lib.stride_tricks.as_strided(
-                p[n0:n1, :, M * t0 :],
-                (ALPHA, ALPHA, c, m, rows, plan.tw),
-                (s_h, s_w, s_c, s_n, M * s_h, M * s_w),
-                writeable=False,
-            )
-            d = np.ascontiguousarray(tiles).reshape(36, c * count)
-            v = (bb @ d).reshape(36, groups, cg, count)
-            prod = np.matmul(u, v).reshape(36, o * count)
-            y = (aa @ prod).reshape(M, M, o, m, rows, plan.tw) + b.reshape(o, 1, 1, 1)
-            blocks = y.transpose(3, 2, 4, 0, 5, 1).reshape(m, o, M * rows, M * plan.tw)
-            first, last = M * t0, min(plan.ho, M * t1)
-            out[n0:n1, :, first:last] = blocks[:, :, : last - first, : plan.wo]
+        for chunk in chunks[k0:k1]:
+            one_chunk(*chunk)  # its temporaries are freed before the next chunk's
 
     run_chunks(work, len(chunks))

@@ -105,9 +105,9 @@ def test_strided_winograd_matches_torch(case, dtype, path):
 
 @pytest.mark.parametrize("path", PATHS)
 def test_memory_budget_bounds_the_transformed_tiles(path):
-    """With a 64 KiB budget the transformed tiles and products are made one tile row
-    at a time: the peak stays near the output and the polyphase components (the size
-    of the input), far below the default budget's."""
+    """Beyond the output and the polyphase components (the size of the input), a call
+    holds at most the budget's worth of transformed tiles, products and temporaries:
+    with a 64 KiB budget, one tile row per thread; with 4 MiB, within the 4 MiB."""
     rng = np.random.default_rng(3)
     x = rng.standard_normal((8, 3, 128, 128))  # 3 MiB
     w = rng.standard_normal((32, 3, 7, 7))
@@ -119,40 +119,51 @@ def test_memory_budget_bounds_the_transformed_tiles(path):
             ref, big = peak(lambda: conv2d(x, w, **kwargs))
             set_memory_budget(64 * 1024)
             got, small = peak(lambda: conv2d(x, w, **kwargs))
+            set_memory_budget(4 * 2**20)
+            got_mid, mid = peak(lambda: conv2d(x, w, **kwargs))
     finally:
         set_memory_budget(old)
     np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got_mid, ref, rtol=1e-12, atol=1e-12)
     mib = 2**20
-    components = 8 * 12 * 69 * 69 * 8  # (N, 4 C, 3*22 + 3, 3*22 + 3) float64
-    # the output + the components + one tile row per thread (V, products, work rows:
-    # 0.3 MiB per thread compiled; the NumPy path's temporaries about twice that)
-    assert small < ref.nbytes + components + (1 if path == "compiled" else 2) * mib
+    base = ref.nbytes + 8 * 12 * 69 * 69 * 8  # output + components (N, 4 C, 3*22 + 3, 3*22 + 3)
+    # one tile row per thread (V, products, work rows): 0.3 MiB per thread compiled; the
+    # NumPy path's temporaries about twice that
+    assert small < base + (1 if path == "compiled" else 2) * mib
+    assert mid < base + 4.5 * mib
     assert big > small + 4 * mib
 
 
 def test_auto_takes_it_for_7x7_stride_2_only():
     """The rule of choose_method: 4*s_h*s_w multiply-adds per output and channel against
-    kH*kW, at most 0.4 of it, compiled transforms, floating data, not depthwise."""
+    kH*kW, at most 0.4 of it, a layer of 1.5e8 multiply-adds or more, compiled
+    transforms, floating data, not depthwise."""
     stem = ((8, 3, 224, 224), (64, 3, 7, 7))
     assert choose_method(*stem, stride=2, dtype=np.float32) == "winograd"
-    assert choose_method((2, 3, 64, 64), (16, 3, 8, 8), stride=2, dtype=np.float64) == "winograd"
+    assert choose_method((2, 3, 224, 224), (64, 3, 7, 7), stride=2, dtype=np.float32) == "winograd"
+    assert choose_method((8, 3, 128, 128), (32, 3, 8, 8), stride=2, dtype=np.float64) == "winograd"
+    # below 1.5e8 multiply-adds: one image through the stem, small layers
+    assert choose_method((1, 3, 224, 224), (64, 3, 7, 7), stride=2, dtype=np.float32) == "im2col"
+    assert choose_method((32, 3, 32, 32), (64, 3, 7, 7), stride=2, dtype=np.float32) == "im2col"
+    assert choose_method((2, 3, 64, 64), (16, 3, 8, 8), stride=2, dtype=np.float64) == "im2col"
     assert choose_method(*stem, stride=2, dtype=np.int64) == "im2col"  # exact stays exact
     assert choose_method((8, 64, 56, 56), (128, 64, 3, 3), stride=2, dtype=np.float32) == "im2col"
     assert choose_method((8, 32, 32, 32), (64, 32, 5, 5), stride=2, dtype=np.float32) == "im2col"
     assert choose_method((1, 3, 227, 227), (96, 3, 11, 11), stride=4, dtype=np.float32) == "im2col"
-    assert choose_method((4, 8, 64, 64), (8, 1, 7, 7), stride=2, dtype=np.float32) == "im2col"  # depthwise
+    depthwise = ((8, 64, 224, 224), (64, 1, 7, 7))
+    assert choose_method(*depthwise, stride=2, dtype=np.float32) == "im2col"
     assert choose_method(*stem, stride=2, dilation=2, dtype=np.float32) == "im2col"
     with winograd_kernels.numpy_transforms():
         assert choose_method(*stem, stride=2, dtype=np.float32) == "im2col"
 
 
 def test_auto_forward_and_backward_of_a_stem():
-    """ "auto" computes the forward by Winograd and the backward by im2col (Winograd's
+    """"auto" computes the forward by Winograd and the backward by im2col (Winograd's
     backward is for stride-1 layers), both against torch."""
     rng = np.random.default_rng(7)
-    x = rng.standard_normal((2, 3, 32, 30)).astype(np.float32)
-    w = rng.standard_normal((8, 3, 7, 7)).astype(np.float32)
-    b = rng.standard_normal(8).astype(np.float32)
+    x = rng.standard_normal((2, 3, 224, 224)).astype(np.float32)
+    w = rng.standard_normal((64, 3, 7, 7)).astype(np.float32)
+    b = rng.standard_normal(64).astype(np.float32)
     xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
     out_t = F.conv2d(xt, wt, bt, stride=2, padding=3)
     g = rng.standard_normal(tuple(out_t.shape)).astype(np.float32)
@@ -162,6 +173,25 @@ def test_auto_forward_and_backward_of_a_stem():
     grads = conv2d_backward(g, x, w, stride=2, padding=3)
     for got, want in zip(grads, (xt.grad, wt.grad, bt.grad), strict=True):
         close(got, want.numpy(), np.float32)
+
+
+def test_integer_inputs_stay_exact_under_auto():
+    """Integer x and weight: "auto" keeps to exact methods (not Winograd), so the result
+    holds the exact integers, for a strided stem and for a 3x3 layer Winograd would
+    take in floating point, forward and backward."""
+    rng = np.random.default_rng(8)
+    x, w = rng.integers(-50, 50, (2, 3, 224, 224)), rng.integers(-50, 50, (64, 3, 7, 7))
+    assert choose_method(x.shape, w.shape, stride=2, dtype=np.float32) == "winograd"
+    got = conv2d(x, w, stride=2, padding=3)  # exact: every sum is an integer below 2**53
+    np.testing.assert_array_equal(got, conv2d(x, w, stride=2, padding=3, method="im2col"))
+    x3, w3 = rng.integers(-9, 9, (8, 16, 32, 32)), rng.integers(-9, 9, (16, 16, 3, 3))
+    assert choose_method(x3.shape, w3.shape, dtype=np.float32) == "winograd"
+    out = conv2d(x3, w3, padding=1)
+    np.testing.assert_array_equal(out, conv2d(x3, w3, padding=1, method="direct"))
+    g = rng.integers(-9, 9, out.shape)
+    want = conv2d_backward(g, x3, w3, padding=1, method="direct")
+    for got_part, want_part in zip(conv2d_backward(g, x3, w3, padding=1), want, strict=True):
+        np.testing.assert_array_equal(got_part, want_part)
 
 
 @pytest.mark.parametrize(
