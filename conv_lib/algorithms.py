@@ -55,7 +55,6 @@ import numpy as np
 
 from conv_lib import winograd, winograd_kernels, winograd_strided
 from conv_lib.im2col_gemm import (
-    _chunks,
     _cols_limit,
     _fill_cols,
     _scatter_cols,
@@ -70,6 +69,7 @@ from conv_lib.layout import Pads, out_len, pad_hw, result_dtype, tap_slice
 from conv_lib.validation import as_pair, check_choice
 from conv_lib.workspace import (
     get_memory_budget,
+    row_chunks,
     run_parallel,
     set_memory_budget,
     single_threaded_blas,
@@ -690,7 +690,7 @@ def grad_input_nchw(
         return gxp
     wt = np.ascontiguousarray(wg.reshape(groups, og, cg * kh * kw).transpose(0, 2, 1))  # (g, K, og)
     bytes_per_row = c * kh * kw * wo * dtype.itemsize
-    for n0, n1, y0, y1 in _chunks(n, ho, bytes_per_row, _cols_limit()):
+    for n0, n1, y0, y1 in row_chunks(n, ho, bytes_per_row, _cols_limit()):
         nb, r = n1 - n0, y1 - y0
         gc = np.ascontiguousarray(g[n0:n1, :, y0:y1]).reshape(nb, groups, og, r * wo)
         cols = (wt @ gc).reshape(nb, c, kh, kw, r, wo)
@@ -735,7 +735,7 @@ def grad_weight_nchw(
     kk = cg * kh * kw
     gw = np.zeros((groups, og, kk), dtype=dtype)
     bytes_per_row = c * kh * kw * wo * dtype.itemsize
-    for n0, n1, y0, y1 in _chunks(n, ho, bytes_per_row, _cols_limit()):
+    for n0, n1, y0, y1 in row_chunks(n, ho, bytes_per_row, _cols_limit()):
         nb, r = n1 - n0, y1 - y0
         cols = np.empty((nb, c, kh, kw, r, wo), dtype=dtype)
         _fill_cols(cols, xp[n0:n1], (y0, y1), (kh, kw), stride, dilation, wo)

@@ -18,6 +18,7 @@ from conv_lib.workspace import (
     _CACHE_CHUNK,
     _FLAT_CHUNK_ELEMENTS,
     get_memory_budget,
+    row_chunks,
     run_chunks,
     thread_workspace,
     worker_count,
@@ -152,29 +153,6 @@ def col2im(
     return gxp[:, :, p[0] : p[0] + h, p[1] : p[1] + w].copy()
 
 
-def _chunks(n: int, rows: int, bytes_per_row: int, limit: int, workers: int = 1):
-    """Yield ``(n0, n1, y0, y1)`` blocks of (images, output rows) of at most ``limit``
-    bytes: several whole images if they fit, else bands of rows of one image. Blocks are
-    of equal size and, where the images allow it, as many as a multiple of ``workers``
-    (so that the threads finish together), or one block when everything fits."""
-    per_image = max(1, bytes_per_row * rows)
-    if per_image <= limit:
-        count = 1 if n * per_image <= limit else workers  # the fewest that fit
-        while -(-n // count) * per_image > limit and count < n:
-            count += workers
-        step = -(-n // min(count, n))
-        for n0 in range(0, n, step):
-            yield n0, min(n, n0 + step), 0, rows
-    else:
-        bands = -(-rows // max(1, limit // max(bytes_per_row, 1)))
-        if (n * bands) % workers and bands < rows:
-            bands += 1  # one image: as many bands per thread
-        band = -(-rows // bands)
-        for n0 in range(n):
-            for y0 in range(0, rows, band):
-                yield n0, n0 + 1, y0, min(rows, y0 + band)
-
-
 def _cols_limit() -> int:
     return min(get_memory_budget(), _CACHE_CHUNK)
 
@@ -245,7 +223,7 @@ def _flat_chunks(n: int, plan: FlatPlan, col_bytes_per_position: int, itemsize: 
     """Chunks ``(n0, n1, y0, y1)`` whose column matrix stays within the limit (each
     thread holds one chunk at a time, so the limit is shared out over the threads)."""
     limit = max(1, _flat_limit(itemsize) // worker_count())
-    return list(_chunks(n, plan.ho, col_bytes_per_position * plan.wq, limit, worker_count()))
+    return row_chunks(n, plan.ho, col_bytes_per_position * plan.wq, limit, worker_count())
 
 
 def _fill_flat_cols(cols, ph, plan, groups) -> None:
@@ -387,7 +365,7 @@ def grad_input_flat_strided(g, w, x_shape, pads, stride, dilation, groups):
     # (groups, taps*cg, og): row (t, c) of group gi is w[gi*og:(gi+1)*og, c, tap t]
     wt = np.ascontiguousarray(_weight_matrix(w, groups).transpose(0, 2, 1))
     limit = max(1, _flat_limit(g.itemsize) // worker_count())
-    chunks = list(_chunks(n, ho, taps * c * g.itemsize * wq, limit, worker_count()))
+    chunks = row_chunks(n, ho, taps * c * g.itemsize * wq, limit, worker_count())
     shape = (n, len(plan.phases), c, plan.flen)
     whole_images = all(y0 == 0 and y1 == ho for _, _, y0, y1 in chunks)
     shared = np.zeros(shape, dtype=g.dtype) if whole_images else None

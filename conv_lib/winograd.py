@@ -55,7 +55,14 @@ import numpy as np
 from conv_lib import winograd_kernels
 from conv_lib.layout import fill_component
 from conv_lib.validation import check_choice
-from conv_lib.workspace import Workspace, run_chunks, single_threaded_blas, thread_workspace, worker_count
+from conv_lib.workspace import (
+    Workspace,
+    row_chunks,
+    run_chunks,
+    single_threaded_blas,
+    thread_workspace,
+    worker_count,
+)
 
 __all__ = [
     "FLOAT32_RTOL",
@@ -350,54 +357,41 @@ def _output_tiles(ws: Workspace, g: np.ndarray, n0: int, n1: int, t0: int, t1: i
 # ----------------------------------------------------------------------------------
 def weight_transform(w: np.ndarray, groups: int, m: int = TILE) -> np.ndarray:
     """``U = G g G^T`` for every filter: ``w (O, C/g, 3, 3)`` -> ``(n*n, g, O/g, C/g)``."""
+    return transform_kernels(w, _kron(m, w.dtype.char)[1], groups)
+
+
+def transform_kernels(w: np.ndarray, gg: np.ndarray, groups: int) -> np.ndarray:
+    """``U = G g G^T`` for every filter of ``w (O, C/g, r, r)``, as one product with
+    ``gg = kron(G, G) (n*n, r*r)``: returns ``(n*n, g, O/g, C/g)``."""
     o, cg = w.shape[:2]
-    _, gg, _ = _kron(m, w.dtype.char)
     # a small product: on the calling thread, so that no BLAS worker thread is woken up
     # (it would keep spinning on a core while conv_lib's threads do the chunks)
     with single_threaded_blas():
-        u = gg @ w.reshape(o * cg, 9).T  # (n*n, O*cg)
+        u = gg @ w.reshape(o * cg, -1).T  # (n*n, O*cg)
     return np.ascontiguousarray(u.reshape(-1, groups, o // groups, cg))
 
 
-def _chunks(
-    n: int, plan: _TilePlan, elements_per_tile: int, itemsize: int, budget: int, workers: int = 1,
-    largest: int = _CHUNK_ELEMENTS,
-):  # fmt: skip
-    """``(n0, n1, t0, t1)``: images ``n0:n1`` and tile rows ``t0:t1`` whose buffers hold at
-    most ``min(budget, largest)`` worth of elements (at least one tile row).
+def tile_row_chunks(n: int, rows: int, elements_per_row: int, itemsize: int, budget: int, largest: int):
+    """``[(n0, n1, t0, t1), ...]``: images ``n0:n1`` and tile rows ``t0:t1`` whose buffers
+    hold at most ``min(budget / threads, largest)`` worth of elements per thread (each
+    thread holds one chunk at a time; at least one tile row).
 
     Chunks are as large as that allows (on the NumPy path every chunk costs a few dozen
-    NumPy calls; the compiled path's ``largest`` keeps its chunks in the cache) and of
-    equal size, their number a multiple of ``workers`` where the images allow it, so
-    that the threads finish together."""
-    limit = max(1, min(budget // itemsize, largest))
-    per_row = elements_per_tile * plan.stride
-    per_image = per_row * plan.th
-    if per_image <= limit:
-        count = workers  # chunks: the fewest that fit, a multiple of the threads
-        while -(-n // count) * per_image > limit and count < n:
-            count += workers
-        step = -(-n // min(count, n))
-        for n0 in range(0, n, step):
-            yield n0, min(n, n0 + step), 0, plan.th
-        return
-    bands = -(-plan.th // max(1, limit // per_row))
-    if (n * bands) % workers and bands < plan.th:
-        bands += 1  # one image: bands of equal count per thread
-    band = -(-plan.th // bands)  # equal bands: no small remainder chunk
-    for n0 in range(n):
-        for t0 in range(0, plan.th, band):
-            yield n0, n0 + 1, t0, min(plan.th, t0 + band)
+    NumPy calls; the compiled path's ``largest`` keeps its chunks near the cache) and of
+    equal size, their number a multiple of the threads where the images allow it, so
+    that the threads finish together (:func:`conv_lib.workspace.row_chunks`)."""
+    workers = worker_count()
+    limit = max(1, min(max(1, budget // workers) // itemsize, largest))
+    return row_chunks(n, rows, elements_per_row, limit, workers, fewest=workers)
 
 
 def _plan_chunks(n: int, c: int, o: int, plan: _TilePlan, itemsize: int, budget: int, compiled: bool = False):
     """Chunks of tiles; every thread's buffers for one chunk stay within the budget."""
-    workers = worker_count()
     if compiled:  # V and the products (the compiled transforms' own buffers are per row)
         per_tile, largest = plan.n**2 * (c + o), _COMPILED_CHUNK_ELEMENTS
     else:  # D, V, the products, the output tiles, the padded input and output rows
         per_tile, largest = plan.n**2 * (2 * c + o) + plan.m**2 * (o + c + o), _CHUNK_ELEMENTS
-    return list(_chunks(n, plan, per_tile, itemsize, max(1, budget // workers), workers, largest))
+    return tile_row_chunks(n, plan.th, per_tile * plan.stride, itemsize, budget, largest)
 
 
 def _compiled(m: int) -> bool:

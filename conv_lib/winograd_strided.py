@@ -31,8 +31,8 @@ import numpy as np
 
 from conv_lib import winograd_kernels
 from conv_lib.layout import Pads, fill_component, out_len
-from conv_lib.winograd import winograd_matrices
-from conv_lib.workspace import run_chunks, single_threaded_blas, thread_workspace, worker_count
+from conv_lib.winograd import tile_row_chunks, transform_kernels, winograd_matrices
+from conv_lib.workspace import run_chunks, thread_workspace
 
 __all__ = [
     "MAX_POLYPHASE_KERNEL",
@@ -147,33 +147,6 @@ def _sub_kernels(w: np.ndarray, stride: tuple[int, int]) -> np.ndarray:
     return sub.reshape(o, cg * sh * sw, _R, _R)
 
 
-def _weight_transform(sub: np.ndarray, groups: int) -> np.ndarray:
-    """``U = G g G^T`` of every sub-kernel: ``(O, C'/g, 4, 4)`` -> ``(36, g, O/g, C'/g)``."""
-    o, cg = sub.shape[:2]
-    _, gg, _ = _kron(sub.dtype.char)
-    with single_threaded_blas():  # a small product, on the calling thread
-        u = gg @ sub.reshape(o * cg, _R * _R).T
-    return np.ascontiguousarray(u.reshape(_ALPHA * _ALPHA, groups, o // groups, cg))
-
-
-def _tile_chunks(n: int, plan: _Plan, per_tile: int, itemsize: int, budget: int, largest: int):
-    """``(n0, n1, t0, t1)`` chunks (images, tile rows) of at most ``min(budget, largest)``
-    elements per thread, as many as a multiple of the threads where possible."""
-    workers = worker_count()
-    limit = max(1, min(budget // max(1, workers) // itemsize, largest))
-    per_row = per_tile * plan.tw
-    per_image = per_row * plan.th
-    if per_image <= limit:
-        step = max(1, min(n, limit // per_image, -(-n // workers)))
-        return [(n0, min(n, n0 + step), 0, plan.th) for n0 in range(0, n, step)]
-    band = max(1, limit // per_row)
-    bands = -(-plan.th // band)
-    if bands % workers and bands < plan.th:
-        bands += workers - bands % workers
-    band = -(-plan.th // bands)
-    return [(n0, n0 + 1, t0, min(plan.th, t0 + band)) for n0 in range(n) for t0 in range(0, plan.th, band)]
-
-
 def corr_strided_winograd(
     x: np.ndarray, pads: Pads, w: np.ndarray, stride: tuple[int, int], groups: int, budget: int,
     bias: Any = None,
@@ -186,7 +159,7 @@ def corr_strided_winograd(
     x = np.ascontiguousarray(x)
     plan = _Plan(x.shape, w.shape[2:], stride, pads)
     p = _components(x, plan)
-    u = _weight_transform(_sub_kernels(w, plan.stride), groups)
+    u = transform_kernels(_sub_kernels(w, plan.stride), _kron(w.dtype.char)[1], groups)
     n, o = x.shape[0], w.shape[0]
     out = np.empty((n, o, plan.ho, plan.wo), dtype=x.dtype)
     b = np.zeros(o, x.dtype) if bias is None else np.ascontiguousarray(bias, dtype=x.dtype)
@@ -203,7 +176,7 @@ def _run_compiled(p, u, b, out, plan: _Plan, groups: int, budget: int) -> None:
     n, c = p.shape[:2]
     o = out.shape[1]
     cg, og = c // groups, o // groups
-    chunks = _tile_chunks(n, plan, 36 * (c + o), p.itemsize, budget, _COMPILED_CHUNK_ELEMENTS)
+    chunks = tile_row_chunks(n, plan.th, 36 * (c + o) * plan.tw, p.itemsize, budget, _COMPILED_CHUNK_ELEMENTS)
 
     def work(k0: int, k1: int) -> None:
         ws = thread_workspace(p.dtype)
@@ -226,7 +199,8 @@ def _run_numpy(p, u, b, out, plan: _Plan, groups: int, budget: int) -> None:
     cg = c // groups
     aa, _, bb = _kron(p.dtype.char)
     # per tile: D and V (36*C' each), the products (36*O), Y and its reordered copy (9*O each)
-    chunks = _tile_chunks(n, plan, 36 * (2 * c + o) + 18 * o, p.itemsize, budget, _CHUNK_ELEMENTS)
+    per_row = (36 * (2 * c + o) + 18 * o) * plan.tw
+    chunks = tile_row_chunks(n, plan.th, per_row, p.itemsize, budget, _CHUNK_ELEMENTS)
     s_n, s_c, s_h, s_w = p.strides
 
     def one_chunk(n0: int, n1: int, t0: int, t1: int) -> None:

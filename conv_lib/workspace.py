@@ -30,6 +30,7 @@ __all__ = [
     "Workspace",
     "get_memory_budget",
     "release_workspaces",
+    "row_chunks",
     "run_chunks",
     "run_parallel",
     "set_memory_budget",
@@ -154,6 +155,28 @@ def run_chunks(fn: Callable[[int, int], Any], count: int) -> list[Any]:
     with single_threaded_blas():
         run_parallel(part, count, min_per_worker=1, tasks_per_worker=2)
     return [results[k] for k in sorted(results)]
+
+
+def row_chunks(n: int, rows: int, per_row: int, limit: int, workers: int = 1, fewest: int = 1) -> list:
+    """``[(n0, n1, y0, y1), ...]``: blocks of (images, rows) of at most ``limit`` (in the
+    unit of ``per_row``, the size of one row of one image's buffers): several whole
+    images if they fit, else bands of rows of one image (at least one row).
+
+    Blocks are of equal size and, where the images allow it, as many as a multiple of
+    ``workers`` (so that the threads finish together); at least ``fewest`` of them when
+    the images allow it (1: a single block when everything fits)."""
+    per_image = max(1, per_row * rows)
+    if per_image <= limit:
+        count = fewest if n * per_image <= limit else workers  # the fewest that fit
+        while -(-n // count) * per_image > limit and count < n:
+            count += workers
+        step = -(-n // min(count, n))
+        return [(n0, min(n, n0 + step), 0, rows) for n0 in range(0, n, step)]
+    bands = -(-rows // max(1, limit // max(per_row, 1)))
+    if (n * bands) % workers and bands < rows:
+        bands += 1  # one image: as many bands per thread
+    band = -(-rows // bands)  # equal bands: no small remainder block
+    return [(n0, n0 + 1, y0, min(rows, y0 + band)) for n0 in range(n) for y0 in range(0, rows, band)]
 
 
 class Workspace:
