@@ -219,11 +219,17 @@ def _chunk_cols(ws, x, n0: int, n1: int, y0: int, y1: int, pads: Pads, stride, p
     return cols
 
 
-def _flat_chunks(n: int, plan: FlatPlan, col_bytes_per_position: int, itemsize: int):
-    """Chunks ``(n0, n1, y0, y1)`` whose column matrix stays within the limit (each
-    thread holds one chunk at a time, so the limit is shared out over the threads)."""
-    limit = max(1, _flat_limit(itemsize) // worker_count())
-    return row_chunks(n, plan.ho, col_bytes_per_position * plan.wq, limit, worker_count())
+def _flat_chunks(n: int, rows: int, plan: FlatPlan, col_bytes: int, other_bytes: int, itemsize: int):
+    """Chunks ``(n0, n1, y0, y1)`` of ``rows`` output rows whose column matrix
+    (``col_bytes`` per position) stays within the size measured fastest, and whose
+    buffers (the column matrix and ``other_bytes`` per position of products or
+    ``grad_out`` rows) stay within the memory budget. Each thread holds one chunk at a
+    time, so both limits are shared out over the threads."""
+    workers = worker_count()
+    share = col_bytes / max(1, col_bytes + other_bytes)  # of a chunk's buffers
+    budget = int(get_memory_budget() // workers * share)
+    limit = max(1, min(_flat_limit(itemsize) // workers, budget))
+    return row_chunks(n, rows, col_bytes * plan.wq, limit, workers)
 
 
 def _fill_flat_cols(cols, ph, plan, groups) -> None:
@@ -255,7 +261,7 @@ def corr_flat(x, pads, w, stride, dilation, groups, bias=None):
     wm = _weight_matrix(w, groups)
     ho, wo, wq = plan.ho, plan.wo, plan.wq
     out = np.empty((n, o, ho, wo), dtype=x.dtype)
-    chunks = _flat_chunks(n, plan, taps * c * x.itemsize, x.itemsize)
+    chunks = _flat_chunks(n, ho, plan, taps * c * x.itemsize, o * x.itemsize, x.itemsize)
 
     def work(k0: int, k1: int) -> None:
         ws = thread_workspace(x.dtype)
@@ -284,7 +290,7 @@ def grad_weight_flat(g, x, pads, w_shape, stride, dilation, groups):
     taps, og = kh * kw, o // groups
     kk = taps * cg
     wo, wq = plan.wo, plan.wq
-    chunks = _flat_chunks(n, plan, taps * c * x.itemsize, x.itemsize)
+    chunks = _flat_chunks(n, plan.ho, plan, taps * c * x.itemsize, o * x.itemsize, x.itemsize)
 
     def work(k0: int, k1: int) -> tuple[np.ndarray, np.ndarray]:
         ws = thread_workspace(x.dtype)
@@ -364,8 +370,7 @@ def grad_input_flat_strided(g, w, x_shape, pads, stride, dilation, groups):
     ho, wo, wq = g.shape[2], g.shape[3], plan.wq
     # (groups, taps*cg, og): row (t, c) of group gi is w[gi*og:(gi+1)*og, c, tap t]
     wt = np.ascontiguousarray(_weight_matrix(w, groups).transpose(0, 2, 1))
-    limit = max(1, _flat_limit(g.itemsize) // worker_count())
-    chunks = row_chunks(n, ho, taps * c * g.itemsize * wq, limit, worker_count())
+    chunks = _flat_chunks(n, ho, plan, taps * c * g.itemsize, o * g.itemsize, g.itemsize)
     shape = (n, len(plan.phases), c, plan.flen)
     whole_images = all(y0 == 0 and y1 == ho for _, _, y0, y1 in chunks)
     shared = np.zeros(shape, dtype=g.dtype) if whole_images else None

@@ -65,7 +65,8 @@ def set_memory_budget(nbytes: int) -> None:
     The work arrays of ``"im2col"`` and ``"winograd"`` are kept per thread between
     calls (at most one chunk's worth each: up to 32 MiB per thread for ``"winograd"``
     on its NumPy path, 4 MiB on its compiled one (8 MiB in float64; 8 and 16 MiB for
-    strided layers), 16 MiB for all of ``"im2col"``'s threads);
+    strided layers), 16 MiB of column matrices for all of ``"im2col"``'s threads, plus
+    their products, within the budget);
     :func:`release_workspaces` frees them. Winograd's weight gradient also sums, per
     thread and call, two arrays of ``36 * C_out * C_in/groups`` values (4x the weight),
     whatever the budget.

@@ -434,6 +434,12 @@ def grade_one(job: GradingJob) -> dict:
     finally:
         if process is not None:
             process.close()
+        # conv_lib keeps each thread's work arrays between calls; a submission whose
+        # answers made the grader compute on large shapes must not leave them to the
+        # submissions this worker grades next
+        import conv_lib
+
+        conv_lib.release_workspaces()
 
 
 # ------------------------------------------------------------------------------ notebook + gradebook

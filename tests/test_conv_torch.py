@@ -228,6 +228,44 @@ def test_memory_budget_is_honoured(method, restore_budget):
         np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-12)
 
 
+def test_memory_budget_counts_the_products_of_many_filters(restore_budget):
+    """im2col's chunks hold the column matrix AND the products (or grad_out's rows): O
+    values per position. With 4096 filters on a one-channel image those dominate, and a
+    1 MiB budget keeps them to a band of rows: forward, backward, and the strided
+    backward on the flat grid. (One chunk of the whole image added 30-34 MiB.)"""
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((1, 1, 32, 32))
+    w = rng.standard_normal((4096, 1, 3, 3))
+    g = rng.standard_normal((1, 4096, 32, 32))  # 32 MiB, as is the output
+    g2 = rng.standard_normal((1, 4096, 16, 16))
+    mib = 2**20
+    cases = {
+        "forward": (lambda: conv2d(x, w, padding=1, method="im2col"), g.nbytes + 3 * mib),
+        # grad_x is the "full" correlation of grad_out with 4096 input channels: one
+        # output row of its column matrix (9*4096 values per position) per thread at least
+        "backward": (lambda: conv2d_backward(g, x, w, padding=1, method="im2col"), 36 * mib),
+        "strided backward": (
+            lambda: conv2d_backward(g2, x, w, padding=1, stride=2, method="im2col"),
+            5 * mib,
+        ),
+    }
+    for name, (fn, bound) in cases.items():
+        set_memory_budget(2**30)
+        want = fn()
+        set_memory_budget(2**20)
+        release_workspaces()
+        tracemalloc.start()
+        try:
+            got = fn()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < bound, (name, peak / mib)
+        got, want = (r if isinstance(r, tuple) else (r,) for r in (got, want))
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-10)
+
+
 @pytest.mark.parametrize("batch", [1, 3])
 def test_memory_budget_chunk_sizes_agree(batch, restore_budget):
     """Tiny budgets (one output row per chunk) give the unchunked result, forward and

@@ -919,3 +919,56 @@ def test_grading_workers_run_conv_lib_on_numpy() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["0", "False"]
+
+
+def test_named_network_bug_is_not_diagnosed_on_huge_networks(monkeypatch) -> None:
+    """The ReLU-mask diagnosis recomputes the network in the grader's process on the
+    shapes the student's init_params chose: it runs for the notebook's sizes, not for a
+    network of thousands of filters (a student must not make the grader compute it)."""
+    from course.grading import accuracy
+
+    calls: list[int] = []
+
+    def reference_grads(params, X, y, variant):
+        calls.append(params["W1"].shape[0])
+        raise ValueError("recorded")
+
+    monkeypatch.setattr(accuracy, "_reference_grads", reference_grads)
+    X, y = np.zeros((2, 1, 8, 8)), np.zeros(2, dtype=int)
+
+    def network(f: int) -> dict[str, np.ndarray]:
+        shapes = {"W1": (f, 1, 3, 3), "b1": (f,), "W2": (16 * f, 10), "b2": (10,)}
+        return {name: np.zeros(shape) for name, shape in shapes.items()}
+
+    for f in (8, 256, 257, 5000):
+        params = network(f)
+        assert accuracy._named_network_bug(params, params, X, y) is None
+    assert calls == [8, 256]
+
+
+def test_grading_workers_release_conv_lib_work_arrays() -> None:
+    """After each submission, grade_one frees the work arrays conv_lib's threads keep
+    between calls, so that what one submission made the grader compute is not held
+    while the worker grades the next ones."""
+    import subprocess
+    import sys
+
+    code = (
+        "import types\n"
+        "import numpy as np\n"
+        "import conv_lib\n"
+        "from conv_lib import workspace\n"
+        "conv_lib.conv2d(np.ones((2, 8, 40, 40)), np.ones((64, 8, 3, 3)), padding=1, method='im2col')\n"
+        "held = sum(len(s) for s in workspace._all_workspaces)\n"
+        "from course.grader import grade_one\n"
+        "job = types.SimpleNamespace(student='s', spec=None, rec=None, has_file=False,\n"
+        "                            secret=None, timeout=1)\n"
+        "try:\n"
+        "    grade_one(job)\n"
+        "except Exception:\n"
+        "    pass\n"
+        "print(held > 0, sum(len(s) for s in workspace._all_workspaces))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "0"]
