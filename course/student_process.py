@@ -176,13 +176,15 @@ class StudentProcess:
             self.runs += 1
             self._epoch += 1
             self._proc = self._spawn()
-            wire.write_message(
-                self._proc.stdin_fd, {"op": "start", "cells": self.cells, "skip": sorted(self.skipped)}
-            )
             deadline = time.monotonic() + self.budget.start_seconds
             current: int | None = None
             runs: dict[int, CellRun] = {}
             try:
+                wire.write_message(
+                    self._proc.stdin_fd,
+                    {"op": "start", "cells": self.cells, "skip": sorted(self.skipped)},
+                    deadline=deadline,
+                )
                 while True:
                     header, _ = wire.read_message(self._proc.stdout_fd, 4 * 2**20, deadline)
                     ev = header.get("ev")
@@ -222,8 +224,8 @@ class StudentProcess:
     def close(self) -> None:
         if self._proc is not None:
             try:
-                wire.write_message(self._proc.stdin_fd, {"op": "stop"})
-            except OSError:
+                wire.write_message(self._proc.stdin_fd, {"op": "stop"}, deadline=time.monotonic() + 1)
+            except OSError:  # WireTimeout too: a process that stopped reading is killed below
                 pass
         self.kill()
         import shutil
@@ -295,7 +297,7 @@ class StudentProcess:
         seconds = max(deadline - time.monotonic(), 0)
         n_callbacks = 0
         try:
-            wire.write_message(proc.stdin_fd, header, buffers)
+            wire.write_message(proc.stdin_fd, header, buffers, deadline=deadline)
             while True:
                 answer, bufs = wire.read_message(proc.stdout_fd, self.budget.answer_bytes, deadline)
                 if answer.get("id") != req_id:
@@ -311,7 +313,7 @@ class StudentProcess:
                             "it called the test's function with arguments larger than the call's own "
                             f"({sum(len(b) for b in bufs)} bytes)"
                         )
-                    self._answer_callback(proc, callbacks, answer, bufs)
+                    self._answer_callback(proc, callbacks, answer, bufs, deadline)
                     if time.monotonic() > deadline:
                         raise wire.WireTimeout("no answer before the deadline")
                     continue
@@ -328,7 +330,9 @@ class StudentProcess:
             raise outcome
         return outcome
 
-    def _answer_callback(self, proc: Any, callbacks: dict, answer: dict, bufs: list[bytes]) -> None:
+    def _answer_callback(
+        self, proc: Any, callbacks: dict, answer: dict, bufs: list[bytes], deadline: float
+    ) -> None:
         fn = callbacks.get(int(answer["cb"]))
         try:
             args, kwargs = wire.decode(answer["args"], bufs)
@@ -337,11 +341,12 @@ class StudentProcess:
             value = fn(*args, **kwargs)
             out: list[bytes] = []
             tree = wire.encode(value, out)
-            wire.write_message(proc.stdin_fd, {"op": "cb_result", "ok": tree}, out)
+            wire.write_message(proc.stdin_fd, {"op": "cb_result", "ok": tree}, out, deadline=deadline)
         except (wire.WireError, OSError):
             raise
         except Exception as err:  # noqa: BLE001 - the test's function failing on the student's input
-            wire.write_message(proc.stdin_fd, {"op": "cb_result", "raised": f"{type(err).__name__}: {err}"})
+            raised = {"op": "cb_result", "raised": f"{type(err).__name__}: {err}"}
+            wire.write_message(proc.stdin_fd, raised, deadline=deadline)
 
     @staticmethod
     def _decode_answer(

@@ -213,11 +213,26 @@ def pack(header: dict, buffers: list[bytes] = ()) -> bytes:  # type: ignore[assi
     return b"".join([_LEN.pack(len(head)), head, *buffers])
 
 
-def write_message(fd: int, header: dict, buffers: list[bytes] = ()) -> None:  # type: ignore[assignment]
-    """Write one frame to ``fd`` (blocking until it is all written)."""
+def write_message(
+    fd: int, header: dict, buffers: list[bytes] = (), deadline: float | None = None  # type: ignore[assignment]
+) -> None:
+    """Write one frame to ``fd``: blocking until it is all written, or, with a
+    ``deadline`` (a ``time.monotonic()`` value), raising :class:`WireTimeout` past it.
+
+    With a deadline the frame goes out in pieces of ``select.PIPE_BUF`` bytes, each only
+    once ``fd`` is writable, so that a reader that stopped reading (a student's process
+    that, say, redirected the file descriptor the channel uses) cannot block the writer
+    beyond the deadline."""
     data = memoryview(pack(header, list(buffers)))
     while data:
-        n = os.write(fd, data)
+        if deadline is None:
+            n = os.write(fd, data)
+        else:
+            wait = deadline - time.monotonic()
+            ready = select.select([], [fd], [], wait)[1] if wait > 0 else []
+            if not ready:
+                raise WireTimeout("the other side stopped reading before the deadline")
+            n = os.write(fd, data[: select.PIPE_BUF])
         data = data[n:]
 
 

@@ -191,6 +191,38 @@ def test_hang_crash_and_flood_cost_one_call_each():
         sp.close()
 
 
+def test_a_process_that_stops_reading_costs_one_call():
+    """A function that points the answer server's request channel at a pipe nobody
+    writes (so nothing reads the grader's next request, larger than a pipe holds) costs
+    that call a NoAnswer at its deadline, not a grader blocked in its write; the
+    process is then restarted."""
+    import threading
+
+    sp = server(
+        "def stall(x):\n    import os\n    r, w = os.pipe()\n    os.dup2(r, 3)\n    return 0\n"
+        "def ok(x):\n    return x + 1\n"
+    )
+    outcome: list[str] = []
+
+    def big_call() -> None:
+        try:
+            sp.ask("call", "ok", (np.zeros(2_000_000),), deadline=time.monotonic() + 2)
+            outcome.append("answered")
+        except NoAnswer:
+            outcome.append("NoAnswer")
+
+    try:
+        assert sp.ask("call", "stall", (np.zeros(3),)) == 0
+        caller = threading.Thread(target=big_call, daemon=True)
+        caller.start()
+        caller.join(60)  # the call's deadline is 2 s; a blocked write would still be here
+        assert not caller.is_alive(), "the grader's write to the stalled process never returned"
+        assert outcome == ["NoAnswer"]
+        assert sp.ask("call", "ok", (1,)) == 2  # restarted
+    finally:
+        sp.close()
+
+
 def test_errors_come_back_by_type_and_callbacks_reach_the_grader():
     sp = server(
         "def raises(x):\n    raise ValueError(f'bad x {x}')\n"

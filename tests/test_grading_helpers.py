@@ -972,3 +972,42 @@ def test_grading_workers_release_conv_lib_work_arrays() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True", "0"]
+
+
+def test_loss_and_grads_needs_a_loss_that_moves() -> None:
+    """A constant loss with zero gradients is consistent but is no network's loss: refused
+    (a red team passed the check that way); a loss that moves, with its gradient, passes."""
+    from course.grading import accuracy
+
+    def init_params() -> dict[str, np.ndarray]:
+        return {"W": np.ones((3, 2))}
+
+    def constant(params, X, y):
+        return 1.0, {"W": np.zeros((3, 2))}
+
+    def quadratic(params, X, y):
+        return float(np.sum(params["W"] ** 2)), {"W": 2 * params["W"]}
+
+    with pytest.raises(GradingError, match="does not change when the parameters move"):
+        accuracy.check_loss_and_grads(init_params, constant)
+    accuracy.check_loss_and_grads(init_params, quadratic)
+
+
+def test_parameters_are_not_widened_beyond_a_bound() -> None:
+    """init_params() answers of more than 2**20 float values (e.g. float16, 4x smaller than
+    the float64 the grader works in) are refused before anything is converted."""
+    from course.grading import accuracy
+
+    def huge() -> dict[str, np.ndarray]:
+        return {"W": np.zeros(2**20 + 1, np.float16)}
+
+    with pytest.raises(GradingError, match="over 1,048,576 float values"):
+        accuracy.check_loss_and_grads(huge, lambda params, X, y: (0.0, {}))
+    assert accuracy._float_arrays({"W": np.zeros(2**20, np.float16)}, "p")["W"].dtype == np.float64
+
+
+def test_softmax_gradient_shape_is_checked_before_conversion() -> None:
+    """A dlogits of the wrong shape (e.g. a huge boolean array, 8x larger as float64) is
+    refused from its shape alone."""
+    with pytest.raises(GradingError, match="dlogits should have the shape of logits"):
+        grading.check_softmax_cross_entropy(lambda logits, y: (1.0, np.zeros((4096, 4096), bool)))

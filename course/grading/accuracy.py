@@ -16,6 +16,7 @@ training digits and measures on the rest, without renaming.
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Callable
 from typing import Any
@@ -233,6 +234,12 @@ def check_validation_accuracy(
 GRAD_EPS, GRAD_RTOL = 1e-5, 1e-4
 
 
+# The grader widens the parameters to float64 and moves them along random directions in
+# its own process: at most this many values (8 MiB in float64; the notebook's network
+# has about 1.4k), whatever dtype (e.g. float16, 8x smaller than float64) they came in.
+_MAX_PARAM_ELEMENTS = 2**20
+
+
 def _float_arrays(params: Any, what: str) -> dict[str, np.ndarray]:
     if not isinstance(params, dict):
         raise GradingError(
@@ -240,9 +247,16 @@ def _float_arrays(params: Any, what: str) -> dict[str, np.ndarray]:
             f"got {type(params).__name__}."
         )
     out = {}
+    elements = 0
     for k, v in params.items():
         arr = np.asarray(v) if isinstance(v, (np.ndarray, list)) else None
         if arr is not None and np.issubdtype(arr.dtype, np.floating):
+            elements += arr.size
+            if elements > _MAX_PARAM_ELEMENTS:  # checked before anything is widened to float64
+                raise GradingError(
+                    f"{what} holds over {_MAX_PARAM_ELEMENTS:,} float values; the notebook's network "
+                    "has a few thousand. Return the network the notebook describes."
+                )
             out[str(k)] = arr.astype(np.float64)
     if not out:
         raise GradingError(f"{what} holds no float arrays: nothing to train.")
@@ -355,6 +369,7 @@ def check_loss_and_grads(
                 f"got {shape}."
             )
     grads64 = {k: np.asarray(grads[k], dtype=np.float64) for k in floats}
+    largest_numeric = 0.0
     for k in floats:
         worst = None
         for trial in range(2):
@@ -363,6 +378,7 @@ def check_loss_and_grads(
             plus = run(params | {k: params[k] + GRAD_EPS * v}, f"params[{k!r}] + eps * v")[0]
             minus = run(params | {k: params[k] - GRAD_EPS * v}, f"params[{k!r}] - eps * v")[0]
             numeric = (plus - minus) / (2 * GRAD_EPS)
+            largest_numeric = max(largest_numeric, abs(numeric)) if math.isfinite(numeric) else math.inf
             analytic = float(np.sum(grads64[k] * v))
             err = abs(analytic - numeric) / max(abs(analytic) + abs(numeric), 1e-8)
             if worst is None or err < worst[0]:
@@ -387,6 +403,12 @@ def check_loss_and_grads(
                 f"{numeric:.6g} with eps = {GRAD_EPS} (relative difference {err:.2g}; at most {GRAD_RTOL} "
                 f"expected), on 16 training digits.\n  {hint}"
             )
+    if largest_numeric < 1e-9:
+        raise GradingError(
+            "loss_and_grads: your loss does not change when the parameters move (every numeric "
+            "derivative above is 0), so it is not the network's loss: a network's cross-entropy "
+            "depends on its weights. Compute the loss from the network's scores."
+        )
     print(
         f"OK: loss_and_grads: the gradients of {len(floats)} parameters agree with the numeric "
         f"derivatives of your loss ({'hidden' if hidden else 'visible'} batch of 16 digits)."

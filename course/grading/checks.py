@@ -621,6 +621,10 @@ def check_softmax_cross_entropy(softmax_cross_entropy: Callable[..., Any], hidde
                 f"softmax_cross_entropy must return (loss, dlogits); got {type(got).__name__}."
             )
         loss, dlogits = got
+        if np.shape(dlogits) != logits.shape:  # before any conversion of the student's array
+            raise GradingError(
+                f"dlogits should have the shape of logits, {logits.shape}; got {np.shape(dlogits)} ({label})."
+            )
         ref_loss, ref_d = cl.softmax_cross_entropy(logits, y)
         ref_d = np.array(ref_d, dtype=np.float64)
         n = logits.shape[0]
