@@ -1009,5 +1009,45 @@ def test_parameters_are_not_widened_beyond_a_bound() -> None:
 def test_softmax_gradient_shape_is_checked_before_conversion() -> None:
     """A dlogits of the wrong shape (e.g. a huge boolean array, 8x larger as float64) is
     refused from its shape alone."""
-    with pytest.raises(GradingError, match="dlogits should have the shape of logits"):
+    with pytest.raises(GradingError, match="dlogits should be an array of the shape of logits"):
         grading.check_softmax_cross_entropy(lambda logits, y: (1.0, np.zeros((4096, 4096), bool)))
+
+
+def test_non_finite_losses_and_gradients_fail() -> None:
+    """A NaN or inf loss, or NaN gradients, fail the gradient check (a NaN relative
+    difference compared False with the tolerance, and passed)."""
+    from course.grading import accuracy
+
+    def init_params() -> dict[str, np.ndarray]:
+        return {"W": np.ones((3, 2))}
+
+    for loss_value, grad_value in ((np.nan, 0.0), (np.inf, 0.0), (1.0, np.nan)):
+
+        def loss_and_grads(params, X, y, loss_value=loss_value, grad_value=grad_value):
+            return loss_value + float(np.sum(params["W"] ** 2)), {"W": np.full((3, 2), grad_value)}
+
+        with pytest.raises(GradingError, match="should be finite|is not the gradient"):
+            accuracy.check_loss_and_grads(init_params, loss_and_grads)
+
+
+def test_list_answers_are_not_converted_beyond_their_bound() -> None:
+    """Lists mixing strings or dtypes grow far beyond their size when NumPy converts them:
+    their shape is taken only when they hold numbers within the bound."""
+    from course.grading.compare import answer_shape
+
+    assert answer_shape([np.zeros(3), np.ones(3)], 6) == (2, 3)
+    assert answer_shape([np.zeros(30), np.ones(30)], 6) is None  # far more than the bound
+    assert answer_shape([np.zeros(3, np.uint8), np.array(["x" * 64] * 3)], 100) is None  # a string
+    assert answer_shape([[1, 2], [3]], 10) is None  # ragged
+    assert answer_shape(np.zeros((4, 5)), 1) == (4, 5)  # an array's own shape costs nothing
+    strings = [np.zeros(15_000, np.uint8)] * 64 + [np.array(["x" * 64])]
+    with pytest.raises(GradingError, match="dlogits should be an array of the shape of logits"):
+        grading.check_softmax_cross_entropy(lambda logits, y: (1.0, strings))
+    with pytest.raises(GradingError, match="holds no float arrays"):
+        accuracy_float_arrays({"W": strings + [np.zeros(3)]})
+
+
+def accuracy_float_arrays(params):
+    from course.grading import accuracy
+
+    return accuracy._float_arrays(params, "init_params()")

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 import conv_lib as cl
-from course.grading.compare import Case, GradingError
+from course.grading.compare import Case, GradingError, answer_shape
 from course.grading.context import current_context, hidden_rng
 
 __all__ = [
@@ -249,6 +249,8 @@ def _float_arrays(params: Any, what: str) -> dict[str, np.ndarray]:
     out = {}
     elements = 0
     for k, v in params.items():
+        if isinstance(v, list) and answer_shape(v, _MAX_PARAM_ELEMENTS - elements) is None:
+            continue  # not numbers, or more than the bound: never converted (left out below)
         arr = np.asarray(v) if isinstance(v, (np.ndarray, list)) else None
         if arr is not None and np.issubdtype(arr.dtype, np.floating):
             elements += arr.size
@@ -356,14 +358,16 @@ def check_loss_and_grads(
             raise GradingError(
                 f"loss_and_grads: the loss should be a number, got {type(loss).__name__}."
             ) from err
+        if not math.isfinite(loss):
+            raise GradingError(f"loss_and_grads: the loss is {loss} with {label}; it should be finite.")
         return loss, grads
 
     loss, grads = run(params, "init_params() moved slightly")
     if not isinstance(grads, dict):
         raise GradingError(f"loss_and_grads: grads should be a dict like params; got {type(grads).__name__}.")
     for k, v in floats.items():
-        if k not in grads or np.shape(grads[k]) != v.shape:
-            shape = np.shape(grads[k]) if k in grads else "missing"
+        shape = answer_shape(grads[k], v.size) if k in grads else "missing"
+        if shape != v.shape:
             raise GradingError(
                 f"loss_and_grads: grads[{k!r}] should have the shape of params[{k!r}], {v.shape}; "
                 f"got {shape}."
@@ -378,14 +382,14 @@ def check_loss_and_grads(
             plus = run(params | {k: params[k] + GRAD_EPS * v}, f"params[{k!r}] + eps * v")[0]
             minus = run(params | {k: params[k] - GRAD_EPS * v}, f"params[{k!r}] - eps * v")[0]
             numeric = (plus - minus) / (2 * GRAD_EPS)
-            largest_numeric = max(largest_numeric, abs(numeric)) if math.isfinite(numeric) else math.inf
+            largest_numeric = max(largest_numeric, abs(numeric))
             analytic = float(np.sum(grads64[k] * v))
             err = abs(analytic - numeric) / max(abs(analytic) + abs(numeric), 1e-8)
-            if worst is None or err < worst[0]:
+            if worst is None or err < worst[0] or not math.isfinite(worst[0]):
                 worst = (err, analytic, numeric, trial)
         assert worst is not None
         err, analytic, numeric, _ = worst
-        if err > GRAD_RTOL:
+        if not err <= GRAD_RTOL:  # NaN (a non-finite loss or gradient) fails too
             named = _named_network_bug({kk: np.asarray(params[kk], float) for kk in floats}, grads64, X, y)
             hint = (
                 f"Likely bug (ReLU mask missing): {named}"

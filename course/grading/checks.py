@@ -29,6 +29,7 @@ from course.grading.compare import (
     Diagnosis,
     DtypeRule,
     GradingError,
+    answer_shape,
     compare_arrays,
     format_value,
     passed,
@@ -621,9 +622,11 @@ def check_softmax_cross_entropy(softmax_cross_entropy: Callable[..., Any], hidde
                 f"softmax_cross_entropy must return (loss, dlogits); got {type(got).__name__}."
             )
         loss, dlogits = got
-        if np.shape(dlogits) != logits.shape:  # before any conversion of the student's array
+        shape = answer_shape(dlogits, logits.size)  # before any conversion of the student's array
+        if shape != logits.shape:
             raise GradingError(
-                f"dlogits should have the shape of logits, {logits.shape}; got {np.shape(dlogits)} ({label})."
+                f"dlogits should be an array of the shape of logits, {logits.shape}; got "
+                f"{shape if shape is not None else type(dlogits).__name__} ({label})."
             )
         ref_loss, ref_d = cl.softmax_cross_entropy(logits, y)
         ref_d = np.array(ref_d, dtype=np.float64)

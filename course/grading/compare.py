@@ -24,6 +24,7 @@ __all__ = [
     "Diagnosis",
     "DtypeRule",
     "GradingError",
+    "answer_shape",
     "compare_arrays",
     "format_value",
     "passed",
@@ -258,6 +259,22 @@ def _numeric_leaves(value: Any, budget: list[int]) -> bool:
         budget[0] -= value.size
         return budget[0] >= 0 and (np.issubdtype(value.dtype, np.number) or value.dtype == bool)
     return isinstance(value, (bool, int, float, complex, np.number, np.bool_))
+
+
+def answer_shape(value: Any, most: int) -> tuple[int, ...] | None:
+    """The shape of a student's array answer without converting more than ``most`` items:
+    an array's own shape; a nested list's only if it holds numbers and numeric arrays,
+    ``most`` values with room for the lists themselves (:func:`_numeric_leaves`;
+    ``np.shape`` would convert it, and a list mixing strings or dtypes can grow far
+    beyond its size when converted); else ``None`` (treat as a wrong shape)."""
+    if isinstance(value, np.ndarray):
+        return value.shape
+    if isinstance(value, (list, tuple)) and not _numeric_leaves(value, [2 * most + 16]):
+        return None
+    try:
+        return np.shape(value)
+    except (ValueError, TypeError):  # a ragged list
+        return None
 
 
 def _as_array(got: Any, name: str, where: str) -> np.ndarray:
