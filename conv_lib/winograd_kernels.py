@@ -51,6 +51,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from conv_lib.workspace import single_threaded_blas, worker_count
+
 __all__ = [
     "available",
     "grad_output_transform",
@@ -59,7 +61,7 @@ __all__ = [
     "kernels",
     "numpy_transforms",
     "output_transform",
-    "output_transform_f34",
+    "strided_forward",
 ]
 
 
@@ -91,6 +93,13 @@ def numpy_transforms() -> Iterator[None]:
 
 
 _compile_lock = threading.Lock()
+# Calls that run on numba's threads, one at a time: numba's "workqueue" threading layer
+# (used when neither OpenMP nor TBB is installed) does not allow two at once.
+_parallel_lock = threading.Lock()
+
+# Values of the products per pass of the strided output transform (its two work arrays,
+# 27 values each, then stay in a core's L1 cache).
+_PASS_VALUES = 128
 
 
 def kernels(dtype_char: str) -> SimpleNamespace:
@@ -107,11 +116,12 @@ def kernels(dtype_char: str) -> SimpleNamespace:
 
 @functools.lru_cache(maxsize=4)
 def _kernels(dtype_char: str) -> SimpleNamespace:
-    from numba import njit
+    from numba import njit, prange
 
     t = np.dtype(dtype_char).type
     c2, c4, c5, c8 = t(2), t(4), t(5), t(8)
     jit = njit(nogil=True, cache=False)
+    parallel_jit = njit(nogil=True, cache=False, parallel=True)
     inline = njit(inline="always")
 
     @inline
@@ -347,54 +357,159 @@ def _kernels(dtype_char: str) -> SimpleNamespace:
                             )
 
     @jit
-    def output_transform_f34(mp, bias, out, n0, n1, t0, t1, tw, s):
-        """Rows of tile rows ``t0:t1`` of ``out`` <- ``A^T M A + bias`` of the product
-        tiles ``mp (36, O, tiles)``; work array ``s (6, 3, count)``."""
-        nt = t1 - t0
-        count = nt * tw
-        for n in range(n0, n1):
-            for o in range(out.shape[1]):
-                k0 = (n - n0) * count
-                cols = slice(k0, k0 + count)
-                for xi in range(6):
-                    q = 6 * xi
-                    r0, r1, r2 = mp[q, o, cols], mp[q + 1, o, cols], mp[q + 2, o, cols]
-                    r3, r4, r5 = mp[q + 3, o, cols], mp[q + 4, o, cols], mp[q + 5, o, cols]
-                    s0, s1, s2 = s[xi, 0], s[xi, 1], s[xi, 2]
-                    for k in range(count):
-                        s0[k], s1[k], s2[k] = at3(r0[k], r1[k], r2[k], r3[k], r4[k], r5[k])
-                for ty in range(nt):
-                    rows_at3(s, bias[o], ty * tw, tw, out, n, o, 3 * (t0 + ty))
+    def columns_at3(m, k0, k1, s, y):
+        """``y[i, j, k - k0] = (A^T M A)[i, j]`` of the product tiles ``m[:, k0:k1]``
+        (``m (36, K)``: ``k`` over output channels and tiles, flat); ``s (6, 3, >= k1 -
+        k0)`` holds the pass along the rows. Each loop is over one contiguous index
+        (vectorised)."""
+        length = k1 - k0
+        for xi in range(6):
+            q = 6 * xi
+            r0, r1, r2 = m[q, k0:k1], m[q + 1, k0:k1], m[q + 2, k0:k1]
+            r3, r4, r5 = m[q + 3, k0:k1], m[q + 4, k0:k1], m[q + 5, k0:k1]
+            s0, s1, s2 = s[xi, 0], s[xi, 1], s[xi, 2]
+            for k in range(length):
+                s0[k], s1[k], s2[k] = at3(r0[k], r1[k], r2[k], r3[k], r4[k], r5[k])
+        for j in range(3):
+            r0, r1, r2 = s[0, j], s[1, j], s[2, j]
+            r3, r4, r5 = s[3, j], s[4, j], s[5, j]
+            y0, y1, y2 = y[0, j], y[1, j], y[2, j]
+            for k in range(length):
+                y0[k], y1[k], y2[k] = at3(r0[k], r1[k], r2[k], r3[k], r4[k], r5[k])
 
     @jit
-    def rows_at3(s, b, k0, tw, out, n, o, row0):
-        """Output rows ``row0 : row0+3`` of ``out[n, o]`` <- ``(A^T s)[i] + b`` of one row
-        of tiles (``k0 : k0+tw``), stored interleaved (column ``3*tx + j``)."""
+    def write_tiles3(y, bias, out, n, o0, o1, t0, t1, tw):
+        """Output rows of tile rows ``t0:t1`` of channels ``o0:o1`` of ``out[n]`` <- ``y +
+        bias``: tile ``(ty, tx)`` of channel ``o`` is column ``((o - o0)*nt + ty - t0)*tw
+        + tx`` of ``y (3, 3, K)``; its 3x3 outputs are stored interleaved (column ``3*tx +
+        j``)."""
         ho, wo = out.shape[2], out.shape[3]
-        full = wo // 3 if row0 + 3 <= ho else 0  # tiles whose 9 outputs all exist
-        d0, d1, d2 = out[n, o, row0], out[n, o, min(row0 + 1, ho - 1)], out[n, o, min(row0 + 2, ho - 1)]
-        for j in range(3):
-            r0, r1, r2 = s[0, j, k0 : k0 + tw], s[1, j, k0 : k0 + tw], s[2, j, k0 : k0 + tw]
-            r3, r4, r5 = s[3, j, k0 : k0 + tw], s[4, j, k0 : k0 + tw], s[5, j, k0 : k0 + tw]
-            for tx in range(full):
-                e0, e1, e2 = at3(r0[tx], r1[tx], r2[tx], r3[tx], r4[tx], r5[tx])
-                d0[3 * tx + j], d1[3 * tx + j], d2[3 * tx + j] = e0 + b, e1 + b, e2 + b
-            for tx in range(full, tw):  # the tiles cut by the edge of the output
-                e0, e1, e2 = at3(r0[tx], r1[tx], r2[tx], r3[tx], r4[tx], r5[tx])
-                col = 3 * tx + j
-                if col < wo:
-                    d0[col] = e0 + b
-                    if row0 + 1 < ho:
-                        d1[col] = e1 + b
-                    if row0 + 2 < ho:
-                        d2[col] = e2 + b
+        count = (t1 - t0) * tw
+        full = min(wo // 3, tw)  # tiles whose 3 columns all exist
+        for o in range(o0, o1):
+            b = bias[o]
+            for ty in range(t0, t1):
+                k0 = (o - o0) * count + (ty - t0) * tw
+                for i in range(min(3, ho - 3 * ty)):
+                    d = out[n, o, 3 * ty + i]
+                    a0, a1, a2 = y[i, 0, k0 : k0 + tw], y[i, 1, k0 : k0 + tw], y[i, 2, k0 : k0 + tw]
+                    for k in range(full):
+                        d[3 * k] = a0[k] + b
+                        d[3 * k + 1] = a1[k] + b
+                        d[3 * k + 2] = a2[k] + b
+                    for col in range(3 * full, wo):  # the tile cut by the right edge
+                        d[col] = y[i, col - 3 * full, k0 + full] + b
+
+    @jit
+    def strided_forward(p, u, bias, out, units, tw, v, m, s, y, r):
+        """For each unit ``(n, t0, t1)`` of ``units``: ``V = B^T d B`` of the tiles of
+        tile rows ``t0:t1`` of image ``n`` of ``p``, the 36 (times groups) GEMMs ``U V``
+        (BLAS, through ``np.dot``), then ``A^T M A + bias`` into ``out``, a few output
+        channels at a time so that the transform's passes stay in the L1 cache. ``v``,
+        ``m``: flat work arrays for the largest unit; ``s (6, 3, L)``, ``y (3, 3, L)``:
+        for ``L`` values of the products; ``r``: see :func:`input_transform_f34`."""
+        c, o = p.shape[1], out.shape[1]
+        groups, og, cg = u.shape[1], u.shape[2], u.shape[3]
+        for unit in range(units.shape[0]):
+            n, t0, t1 = units[unit, 0], units[unit, 1], units[unit, 2]
+            count = (t1 - t0) * tw
+            vc = v[: 36 * c * count].reshape(36, c, count)
+            input_transform_f34(p, n, n + 1, t0, t1, tw, vc, r)
+            vg = vc.reshape(36, groups, cg, count)
+            mg = m[: 36 * o * count].reshape(36, groups, og, count)
+            for q in range(36):
+                for g in range(groups):
+                    np.dot(u[q, g], vg[q, g], mg[q, g])
+            mk = mg.reshape(36, o * count)
+            step = max(1, s.shape[2] // count)  # output channels per pass
+            for o0 in range(0, o, step):
+                o1 = min(o, o0 + step)
+                columns_at3(mk, o0 * count, o1 * count, s, y)
+                write_tiles3(y, bias, out, n, o0, o1, t0, t1, tw)
+
+    @parallel_jit
+    def strided_forward_parallel(p, u, bias, out, units, bounds, tw, v, m, s, y, r):
+        """:func:`strided_forward` of units ``bounds[k] : bounds[k+1]`` on worker ``k``
+        (numba's threads), with that worker's work arrays ``v[k]``, ``m[k]``..."""
+        for k in prange(bounds.shape[0] - 1):
+            part = units[bounds[k] : bounds[k + 1]]
+            strided_forward(p, u, bias, out, part, tw, v[k], m[k], s[k], y[k], r[k])
+
+    @jit
+    def split_phases(x, pt, pl, sh, sw, p):
+        """``p[n, c*S + a*sw + b, i, j] = x[n, c, sh*i + a - pt, sw*j + b - pl]`` (zero
+        outside ``x``): the polyphase components of ``x`` zero-padded by ``pt`` rows above
+        and ``pl`` columns on the left, ``S = sh*sw`` of them per channel."""
+        n_img, c_in, h, w = x.shape
+        rows, cols = p.shape[2], p.shape[3]
+        zero = p.dtype.type(0)
+        for nc in range(n_img * c_in):
+            n, c = nc // c_in, nc % c_in
+            for a in range(sh):
+                for b in range(sw):
+                    component = p[n, c * sh * sw + a * sw + b]
+                    j0 = min(cols, max(0, -((b - pl) // sw)))  # first j inside x
+                    j1 = min(cols, max(j0, (w - 1 - b + pl) // sw + 1))  # past the last
+                    for i in range(rows):
+                        row = sh * i + a - pt
+                        line = component[i]
+                        if row < 0 or row >= h:
+                            for j in range(cols):
+                                line[j] = zero
+                            continue
+                        for j in range(j0):
+                            line[j] = zero
+                        for j in range(j1, cols):
+                            line[j] = zero
+                        # views that start at 0, so that the indices are not negative
+                        # (the loops then vectorise)
+                        dst, src = line[j0:j1], x[n, c, row, sw * j0 + b - pl :]
+                        if sw == 2:  # the common case: a constant stride
+                            for k in range(j1 - j0):
+                                dst[k] = src[2 * k]
+                        else:
+                            for k in range(j1 - j0):
+                                dst[k] = src[sw * k]
+
+    @jit
+    def transform_sub_kernels(w, sh, sw, gm, u):
+        """``u[6*x + y, g, o, c*S + a*sw + b] = (G k G^T)[x, y]`` for each polyphase
+        sub-kernel ``k[i, j] = w[g*O_g + o, c, sh*i + a, sw*j + b]`` (zero beyond ``w``;
+        ``G = gm (6, 4)``), in the layout of :func:`strided_forward`'s GEMMs."""
+        o_all, cg, kh, kw = w.shape
+        groups, og = u.shape[1], u.shape[2]
+        zero = u.dtype.type(0)
+        k = np.empty((4, 4), u.dtype)
+        t = np.empty((6, 4), u.dtype)
+        for o in range(o_all):
+            g, oi = o // og, o % og
+            for c in range(cg):
+                for a in range(sh):
+                    for b in range(sw):
+                        for i in range(4):
+                            for j in range(4):
+                                r, col = sh * i + a, sw * j + b
+                                k[i, j] = w[o, c, r, col] if r < kh and col < kw else zero
+                        for x in range(6):  # t = G k
+                            for j in range(4):
+                                t[x, j] = gm[x, 0] * k[0, j] + gm[x, 1] * k[1, j] + gm[x, 2] * k[2, j] + gm[x, 3] * k[3, j]
+                        ci = c * sh * sw + a * sw + b
+                        for x in range(6):  # u = t G^T
+                            for y in range(6):
+                                u[6 * x + y, g, oi, ci] = (
+                                    t[x, 0] * gm[y, 0] + t[x, 1] * gm[y, 1] + t[x, 2] * gm[y, 2] + t[x, 3] * gm[y, 3]
+                                )
 
     return SimpleNamespace(
         input_transform=input_transform,
         output_transform=output_transform,
         grad_output_transform=grad_output_transform,
         input_transform_f34=input_transform_f34,
-        output_transform_f34=output_transform_f34,
+        strided_forward=strided_forward_parallel,
+        split_phases=split_phases,
+        columns_at3=columns_at3,
+        write_tiles3=write_tiles3,
+        transform_sub_kernels=transform_sub_kernels,
     )
 
 
@@ -437,11 +552,51 @@ def input_transform_f34(p, n0, n1, t0, t1, tw, v, ws) -> None:
     kernels(p.dtype.char).input_transform_f34(p, n0, n1, t0, t1, tw, v, ws.get("r34", (6, 3, tw + 1)))
 
 
-def output_transform_f34(mp, bias, out, n0, n1, t0, t1, tw, ws) -> None:
-    """Output rows of tile rows ``t0:t1`` of images ``n0:n1`` of ``out (N, O, H_out,
-    W_out)`` <- ``A^T M A + bias`` of the 6x6 product tiles ``mp (36, O, tiles)``
-    (``F(3x3, 4x4)``)."""
-    count = (t1 - t0) * tw
-    kernels(out.dtype.char).output_transform_f34(
-        mp, bias, out, n0, n1, t0, t1, tw, ws.get("s34", (6, 3, count))
-    )
+def split_phases(x, pads, stride, p) -> None:
+    """``p (N, C*S, rows, cols)`` <- the ``S = s_h*s_w`` polyphase components of each
+    channel of ``x (N, C, H, W)`` zero-padded by ``pads`` (channel ``c*S + a*s_w + b`` is
+    component ``(a, b)``), with zeros beyond ``x`` up to the size of ``p``."""
+    (pt, _), (pl, _) = pads
+    kernels(x.dtype.char).split_phases(x, pt, pl, stride[0], stride[1], p)
+
+
+def strided_forward(p, u, bias, out, units, tw, budget_workers: int, ws) -> None:
+    """``out`` <- the strided layer of :mod:`conv_lib.winograd_strided` on the units
+    ``(n, t0, t1)`` (image, tile rows) of ``units (k, 3)``: per unit, the input transform
+    of ``p (N, C', 3*th + 3, 3*tw + 3)``, the GEMMs with ``u (36, g, O/g, C'/g)`` and the
+    output transform plus ``bias``, in work arrays sized for the largest unit, which
+    stay in the core's cache.
+
+    The units are shared out in equal contiguous parts over at most ``budget_workers``
+    of numba's threads (each with its own work arrays, from ``ws``), with BLAS on the
+    calling thread only."""
+    c, o = p.shape[1], out.shape[1]
+    count = int(max(units[:, 2] - units[:, 1])) * tw
+    length = max(count, _PASS_VALUES)
+    workers = max(1, min(budget_workers, worker_count(), len(units)))
+    bounds = np.array([len(units) * k // workers for k in range(workers + 1)], dtype=np.int64)
+    compiled = kernels(p.dtype.char)
+    with _parallel_lock, single_threaded_blas():
+        _set_threads(workers)
+        compiled.strided_forward(
+            p, u, bias, out, units, bounds, tw,
+            ws.get("v34", (workers, 36 * c * count)), ws.get("m34", (workers, 36 * o * count)),
+            ws.get("s34", (workers, 6, 3, length)), ws.get("y34", (workers, 3, 3, length)),
+            ws.get("r34", (workers, 6, 3, tw + 1)),
+        )  # fmt: skip
+
+
+def _set_threads(count: int) -> None:
+    import numba
+
+    numba.set_num_threads(max(1, min(count, numba.config.NUMBA_NUM_THREADS)))
+
+
+def transform_sub_kernels(w, stride, gm, groups: int) -> np.ndarray:
+    """``U (36, g, O/g, C/g * S)``: ``G k G^T`` of every polyphase sub-kernel ``k`` (4x4,
+    zero-padded) of ``w (O, C/g, kH, kW)`` at ``stride`` (``S = s_h*s_w`` of them per
+    channel; :mod:`conv_lib.winograd_strided`), ``G = gm (6, 4)`` in ``w``'s dtype."""
+    o, cg = w.shape[:2]
+    u = np.empty((36, groups, o // groups, cg * stride[0] * stride[1]), dtype=w.dtype)
+    kernels(w.dtype.char).transform_sub_kernels(np.ascontiguousarray(w), stride[0], stride[1], gm, u)
+    return u

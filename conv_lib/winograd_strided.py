@@ -59,11 +59,9 @@ _M, _R, _ALPHA = 3, 4, 6  # output tile, kernel and input tile sizes of F(3, 4)
 # Largest polyphase kernel (per axis) computed: kernels up to this many times the stride.
 MAX_POLYPHASE_KERNEL = _R
 
-# Elements of one chunk's work arrays (V and the products) on the compiled path: 8 MiB
-# in float32, the fastest of 2**19 to 2**22 on six 7x7 and 8x8 stride-2 layers (the
-# GEMMs of inner size C*s_h*s_w gain from long rows of tiles more than the transforms
-# lose to the cache).
-_COMPILED_CHUNK_ELEMENTS = 2**21
+# Elements of one unit's work arrays on the compiled path (V, the products and the
+# output transform's two passes): about one core's L2 cache in float32.
+_COMPILED_UNIT_ELEMENTS = 2**19
 # On the NumPy path, as for conv_lib.winograd: few, large chunks (each costs a few
 # dozen NumPy calls).
 _CHUNK_ELEMENTS = 2**23
@@ -128,6 +126,9 @@ def _components(x: np.ndarray, plan: _Plan) -> np.ndarray:
     n, c = x.shape[:2]
     sh, sw = plan.stride
     p = np.empty((n, c * plan.phases, plan.hp, plan.wp), dtype=x.dtype)
+    if winograd_kernels.available():
+        winograd_kernels.split_phases(x, plan.pads, plan.stride, p)
+        return p
     for a in range(sh):
         for b in range(sw):
             fill_component(p[:, a * sw + b :: plan.phases], x, 0, plan.pads, plan.stride, (a, b), 0)
@@ -158,37 +159,37 @@ def corr_strided_winograd(
     ``x``, ``w`` and ``bias`` share a floating dtype (validated by the caller)."""
     x = np.ascontiguousarray(x)
     plan = _Plan(x.shape, w.shape[2:], stride, pads)
-    p = _components(x, plan)
-    u = transform_kernels(_sub_kernels(w, plan.stride), _kron(w.dtype.char)[1], groups)
     n, o = x.shape[0], w.shape[0]
     out = np.empty((n, o, plan.ho, plan.wo), dtype=x.dtype)
     b = np.zeros(o, x.dtype) if bias is None else np.ascontiguousarray(bias, dtype=x.dtype)
+    p = _components(x, plan)
     if winograd_kernels.available():
-        _run_compiled(p, u, b, out, plan, groups, budget)
+        u = winograd_kernels.transform_sub_kernels(w, plan.stride, _matrix_g(w.dtype.char), groups)
+        units, workers = _compiled_units(n, plan.th, plan.tw, p.shape[1], o, p.itemsize, budget)
+        winograd_kernels.strided_forward(p, u, b, out, units, plan.tw, workers, thread_workspace(p.dtype))
     else:
+        u = transform_kernels(_sub_kernels(w, plan.stride), _kron(w.dtype.char)[1], groups)
         _run_numpy(p, u, b, out, plan, groups, budget)
     return out
 
 
-def _run_compiled(p, u, b, out, plan: _Plan, groups: int, budget: int) -> None:
-    """Per chunk: ``V = B^T d B`` (compiled), the 36 GEMMs ``U @ V``, ``A^T M A + b``
-    (compiled) straight into ``out``."""
-    n, c = p.shape[:2]
-    o = out.shape[1]
-    cg, og = c // groups, o // groups
-    chunks = tile_row_chunks(n, plan.th, 36 * (c + o) * plan.tw, p.itemsize, budget, _COMPILED_CHUNK_ELEMENTS)
+@functools.lru_cache(maxsize=64)
+def _compiled_units(n: int, th: int, tw: int, c: int, o: int, itemsize: int, budget: int):
+    """The compiled path's units ``(k, 3)``: ``(image, first tile row, end)``, each of
+    whose work arrays (V, 36*C' values per tile, and the products, 36*O) hold at most
+    :data:`_COMPILED_UNIT_ELEMENTS` values and the budget's share of a thread; and how
+    many threads' work arrays the budget holds."""
+    per_row = 36 * (c + o) * tw
+    chunks = tile_row_chunks(n, th, per_row, itemsize, budget, _COMPILED_UNIT_ELEMENTS)
+    units = np.array([(i, t0, t1) for n0, n1, t0, t1 in chunks for i in range(n0, n1)], dtype=np.int64)
+    units.flags.writeable = False
+    workers = max(1, budget // max(1, per_row * int(units[0, 2] - units[0, 1]) * itemsize))
+    return units, workers
 
-    def work(k0: int, k1: int) -> None:
-        ws = thread_workspace(p.dtype)
-        for n0, n1, t0, t1 in chunks[k0:k1]:
-            count = (n1 - n0) * (t1 - t0) * plan.tw
-            v = ws.get("v", (36, c, count))
-            winograd_kernels.input_transform_f34(p, n0, n1, t0, t1, plan.tw, v, ws)
-            prod = np.matmul(u, v.reshape(36, groups, cg, count), out=ws.get("prod", (36, groups, og, count)))
-            mp = prod.reshape(36, o, count)
-            winograd_kernels.output_transform_f34(mp, b, out, n0, n1, t0, t1, plan.tw, ws)
 
-    run_chunks(work, len(chunks))
+@functools.lru_cache(maxsize=4)
+def _matrix_g(dtype_char: str) -> np.ndarray:
+    return np.array(_G34, dtype=np.dtype(dtype_char))
 
 
 def _run_numpy(p, u, b, out, plan: _Plan, groups: int, budget: int) -> None:

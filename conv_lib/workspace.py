@@ -128,10 +128,14 @@ def single_threaded_blas() -> contextlib.AbstractContextManager:
     OpenBLAS splits every GEMM statically over its threads and waits for all of them:
     on a loaded machine one thread that loses its core stalls every call. Running
     chunks on conv_lib's own threads (:func:`run_chunks`), each with single-threaded
-    BLAS, hands the work out dynamically and also runs the copies in parallel."""
+    BLAS, hands the work out dynamically and also runs the copies in parallel.
+
+    SciPy's BLAS (the one numba's compiled ``np.dot`` calls, in
+    :mod:`conv_lib.winograd_kernels`) is loaded first, so that it is limited too."""
     global _blas_controller
     if _blas_controller is None:
         try:
+            import scipy.linalg.cython_blas  # noqa: F401
             from threadpoolctl import ThreadpoolController
 
             _blas_controller = ThreadpoolController().select(user_api="blas")
