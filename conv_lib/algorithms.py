@@ -32,8 +32,8 @@ layers with kernels of at most 4 times the stride; dilation 1)
     (:mod:`conv_lib.winograd_kernels`); float32 results carry a larger rounding error
     (``conv_lib.winograd.FLOAT32_RTOL``). Fastest for 3x3 layers with many channels,
     forward and backward. A strided layer is a stride-1 layer over its input's
-    polyphase components, computed by F(3x3, 4x4) (:mod:`conv_lib.winograd_strided`):
-    faster than im2col on large 7x7 and 8x8 stride-2 layers. In :data:`LAYER_METHODS`,
+    polyphase components, computed by F(4x4, 4x4) (:mod:`conv_lib.winograd_strided`):
+    faster than im2col on 7x7 and 8x8 stride-2 layers and 11x11 at stride 4. In :data:`LAYER_METHODS`,
     not in :data:`METHODS` (which compute any layer).
 ``"fft"``
     Multiplies spectra (convolution theorem) using ``scipy.fft.rfft2`` with fast
@@ -159,17 +159,13 @@ _NS_PER_TRANSFORMED_ELEMENT = 0.46
 _NS_PER_KERNEL_ELEMENT_READ = 0.26
 _NS_COMPILED_WINOGRAD_CALL = 155e3
 # Strided layers by Winograd over the polyphase components (conv_lib.winograd_strided,
-# compiled transforms only): 4*s_h*s_w multiply-adds per output and input channel
-# against im2col's kH*kW. Taken where that ratio is at most 0.4 and the layer has at
-# least 1.5e8 multiply-adds (N*C_out*C_in/g*kH*kW*H_out*W_out on the unpadded input):
-# on strided layers (bench/bench_conv.py --only choice, and a review's one-off timings)
-# it took 0.40-0.82 of im2col's time at ratios 0.25-0.33 from 1.7e8 multiply-adds up,
-# about as long on ResNet's one-image stem (1.1e8: 0.91-1.05), 1.13-2.5x as long on
-# smaller layers (5e5 to 5e7: setting up a call costs ~0.2 ms, and 3x3 output tiles
-# waste more of a small image), and 1.44-2.91x at ratios of 0.53 and above (11x11 at
-# stride 4, 5x5 and 3x3 at stride 2).
-_STRIDED_WINOGRAD_MAC_RATIO = 0.4
-_STRIDED_WINOGRAD_MIN_MACS = 1.5e8
+# compiled transforms only): 49/16*s_h*s_w multiplications per output and input channel
+# against im2col's kH*kW. Taken where that ratio is at most 0.45: on the strided layers
+# of bench/bench_conv.py --only choice (float32) it took 0.29-0.85 of im2col's time at
+# ratios 0.19-0.41 (7x7 and 8x8 at stride 2, 11x11 at stride 4), from (1, 2, 12, 12) ->
+# 2 up to (8, 3, 224, 224) -> 64, and 1.09x and 2.64x as long at 0.49 (5x5 at stride 2)
+# and 1.36 (3x3 at stride 2).
+_STRIDED_WINOGRAD_MAC_RATIO = 0.45
 
 
 def _winograd_cost(
@@ -245,11 +241,9 @@ def choose_method(
     * NCHW strided layers with large kernels, dilation 1, a floating (or unknown)
       ``dtype``, more than one input channel per group, and compiled transforms:
       ``"winograd"`` over the polyphase components (:mod:`conv_lib.winograd_strided`)
-      where its ``4*s_h*s_w`` multiply-adds per output and input channel are at most
-      0.4 of im2col's ``kH*kW`` (7x7 and 8x8 kernels at stride 2; not 3x3 or 5x5 at
-      stride 2, nor 11x11 at stride 4) and the layer is large enough (1.5e8
-      multiply-adds: ResNet's (N, 3, 224, 224) -> 64 stem from N = 2; on one image the
-      two methods were within 10 %).
+      where its ``49/16*s_h*s_w`` multiplications per output and input channel are
+      at most 0.45 of im2col's ``kH*kW`` (7x7 and 8x8 kernels at stride 2, 11x11 at
+      stride 4; not 3x3 or 5x5 at stride 2), whatever the layer's size.
     * Other NCHW layers: ``"im2col"`` (building the columns, then one matrix product
       per chunk) unless the kernel is large enough that the FFT's channel mixing
       (``N*C_out*C_in/groups`` complex multiply-adds per frequency) plus the FFTs is
@@ -312,8 +306,7 @@ def choose_method(
         and c_per_group > 1
         and winograd_kernels.available()
         and winograd_strided.supports((kh, kw), (sh, sw), (dh, dw))
-        and 4 * sh * sw <= _STRIDED_WINOGRAD_MAC_RATIO * taps
-        and n * c_out * c_per_group * taps * ho * wo >= _STRIDED_WINOGRAD_MIN_MACS
+        and winograd_strided.MULTIPLICATIONS_PER_OUTPUT * sh * sw <= _STRIDED_WINOGRAD_MAC_RATIO * taps
     ):
         return "winograd"
     if (sh, sw, dh, dw) != (1, 1, 1, 1) or taps <= 9:

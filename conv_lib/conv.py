@@ -145,7 +145,7 @@ def conv2d(
         Algorithm (:mod:`conv_lib.algorithms`). ``"winograd"`` needs dilation 1 and
         either 3x3 kernels at stride 1 (:mod:`conv_lib.winograd`, ``F(4x4, 3x3)``) or a
         stride above 1 with kernels of at most 4 times the stride, e.g. 7x7 at stride 2
-        (:mod:`conv_lib.winograd_strided`: ``F(3x3, 4x4)`` over the input's polyphase
+        (:mod:`conv_lib.winograd_strided`: ``F(4x4, 4x4)`` over the input's polyphase
         components); its float32 results carry a larger rounding error, up to
         :data:`conv_lib.winograd.FLOAT32_RTOL` of the largest output, and as its
         transforms mix neighbouring inputs, an inf or NaN in ``x`` reaches more outputs

@@ -230,7 +230,7 @@ def check_winograd(
         raise ValueError(
             f"weight: got kernel size {kernel} with method='winograd' at stride {stride}; expected at "
             f"most {largest} (a strided layer is computed as a stride-1 layer with kernels of "
-            f"ceil(k/s) <= 4 over its polyphase components, by F(3x3, 4x4); {use_other})"
+            f"ceil(k/s) <= 4 over its polyphase components, by F(4x4, 4x4); {use_other})"
         )
 
 

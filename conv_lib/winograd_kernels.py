@@ -1,5 +1,5 @@
 """Compiled transforms of ``F(4x4, 3x3)`` for :mod:`conv_lib.winograd`, and of
-``F(3x3, 4x4)`` for :mod:`conv_lib.winograd_strided` (numba).
+``F(4x4, 4x4)`` for :mod:`conv_lib.winograd_strided` (numba).
 
 :mod:`conv_lib.winograd` computes Winograd's algorithm with NumPy alone: the tiles are
 gathered by strided copies and transformed by GEMMs with the 36x36 matrix
@@ -15,11 +15,13 @@ same transforms as loops compiled by numba, one pass over the data each:
 * :func:`grad_output_transform`: ``Z = A dY A^T`` of every tile of ``grad_out`` (the
   adjoint of the output transform, for the weight gradient), and the bias gradient.
 
-For strided layers, :func:`input_transform_f34` and :func:`output_transform_f34` do
-the same for ``F(3x3, 4x4)`` (same ``B^T``; tiles step by 3) on the zero-padded
-polyphase components that :mod:`conv_lib.winograd_strided` prepares.
+For strided layers, :func:`strided_layer` computes a whole layer by ``F(4x4, 4x4)`` in
+one call on numba's threads (``parallel=True``): the polyphase components of the input
+(columns split by phase modulo 4), the transformed sub-kernels, then per unit of tile
+rows the input transform, the 49 GEMMs (BLAS, through numba's ``np.dot``) and the
+output transform, in work arrays that stay in the core's cache.
 
-The GEMMs between them stay NumPy ``matmul`` (BLAS). The transforms are the 1-D
+For 3x3 layers the GEMMs between them stay NumPy ``matmul`` (BLAS). The transforms are the 1-D
 ``F(4, 3)`` transforms applied along rows then columns, with ``B^T``, ``A^T`` written
 out as additions and multiplications by 2, 4, 5 and 8 (their entries).
 
@@ -57,11 +59,10 @@ __all__ = [
     "available",
     "grad_output_transform",
     "input_transform",
-    "input_transform_f34",
     "kernels",
     "numpy_transforms",
     "output_transform",
-    "strided_forward",
+    "strided_layer",
 ]
 
 
@@ -97,6 +98,8 @@ _compile_lock = threading.Lock()
 # (used when neither OpenMP nor TBB is installed) does not allow two at once.
 _parallel_lock = threading.Lock()
 
+# Sub-kernels transformed at a time (whole filters, at least one) by each thread.
+_PAIR_VALUES = 1024
 # Values of the products per pass of the strided output transform (its two work arrays,
 # 27 values each, then stay in a core's L1 cache).
 _PASS_VALUES = 128
@@ -319,197 +322,250 @@ def _kernels(dtype_char: str) -> SimpleNamespace:
                 a_rows(y, count, s)
                 a_cols(s, z, o, (n - n0) * count, count)
 
-    # F(3x3, 4x4), for strided layers (conv_lib.winograd_strided): the same B^T; tiles
-    # step by 3 over the zero-padded polyphase components p (N, C', rows, cols).
+    # F(4x4, 4x4), for strided layers (conv_lib.winograd_strided): 7x7 tiles stepping by
+    # 4 over the zero-padded polyphase components, whose columns are split by phase
+    # modulo 4 (p[n, c, row, q*nq + X] is column 4*X + q), so that every pass is a loop
+    # over one contiguous index. Points 0, 1, -1, 1/2, -1/2, -2 and infinity.
+    h2, h4, h8, q3, q5, q7, q9 = t(0.5), t(0.25), t(0.125), t(0.75), t(1.25), t(1.75), t(2.25)
+    c3, c5h, c15h = t(3), t(2.5), t(1.5)
+
     @inline
-    def at3(m0, m1, m2, m3, m4, m5):
-        """``A^T m`` of ``F(3, 4)``: 6 products to 3 outputs."""
-        e, g = m1 + m2, m3 + m4
-        return m0 + e + g, (m1 - m2) + c2 * (m3 - m4), e + c4 * g + m5
+    def bt7(d0, d1, d2, d3, d4, d5, d6):
+        """``B^T d`` of ``F(4, 4)``: 7 values of the input to 7 transformed values."""
+        return (
+            h2 * d0 + h4 * d1 - c5h * d2 - q5 * d3 + c2 * d4 + d5,
+            q7 * d3 + c3 * d4 + d5 - h2 * d1 - q3 * d2,
+            h2 * d1 - h4 * d2 - q9 * d3 + d4 + d5,
+            c5h * (d4 - d2) - d1 + d5,
+            d1 - c15h * d2 - c2 * d3 + c15h * d4 + d5,
+            h4 * d1 - q5 * d3 + d5,
+            h2 * d1 + h4 * d2 - c5h * d3 - q5 * d4 + c2 * d5 + d6,
+        )
+
+    @inline
+    def at4(m0, m1, m2, m3, m4, m5, m6):
+        """``A^T m`` of ``F(4, 4)``: 7 products to 4 outputs."""
+        e, f, g, h = m1 + m2, m1 - m2, m3 + m4, m3 - m4
+        return m0 + e + g + m5, f + h2 * h - c2 * m5, e + h4 * g + c4 * m5, f + h8 * h - c8 * m5 + m6
 
     @jit
-    def input_transform_f34(p, n0, n1, t0, t1, tw, v, r):
-        """``v[6*k + l, c, tile] = (B^T d B)[k, l]`` of the 6x6 tiles ``d`` of ``p``;
-        ``r (6, 3, tw + 1)``: one tile row after the pass down its 6 input rows, split
-        by column modulo 3, so that the pass along the row is contiguous."""
-        nt = t1 - t0
-        for n in range(n0, n1):
-            for c in range(p.shape[1]):
-                for ty in range(t0, t1):
-                    k0 = ((n - n0) * nt + ty - t0) * tw
-                    d0, d1, d2 = p[n, c, 3 * ty], p[n, c, 3 * ty + 1], p[n, c, 3 * ty + 2]
-                    d3, d4, d5 = p[n, c, 3 * ty + 3], p[n, c, 3 * ty + 4], p[n, c, 3 * ty + 5]
-                    for q in range(3):
-                        r0, r1, r2, r3, r4, r5 = r[0, q], r[1, q], r[2, q], r[3, q], r[4, q], r[5, q]
-                        for col in range(tw + 1):
-                            i = 3 * col + q
-                            r0[col], r1[col], r2[col], r3[col], r4[col], r5[col] = bt(
-                                d0[i], d1[i], d2[i], d3[i], d4[i], d5[i]
-                            )
-                    row = slice(k0, k0 + tw)
-                    for k in range(6):
-                        e0, e1, e2 = r[k, 0], r[k, 1], r[k, 2]
-                        v0, v1, v2 = v[6 * k, c, row], v[6 * k + 1, c, row], v[6 * k + 2, c, row]
-                        v3, v4, v5 = v[6 * k + 3, c, row], v[6 * k + 4, c, row], v[6 * k + 5, c, row]
-                        for tx in range(tw):
-                            v0[tx], v1[tx], v2[tx], v3[tx], v4[tx], v5[tx] = bt(
-                                e0[tx], e1[tx], e2[tx], e0[tx + 1], e1[tx + 1], e2[tx + 1]
-                            )
+    def input_tiles44(p, n, t0, t1, tw, v, h):
+        """``v[7*a + b, c, (ty - t0)*tw + tx] = (B^T d B)[a, b]`` of the 7x7 tile ``d`` at
+        rows ``4*ty``, columns ``4*tx`` of component ``c`` of image ``n`` of ``p``; ``h
+        (7, 4*nq)``: one tile row after the pass down its 7 rows (``p``'s column layout)."""
+        nq = p.shape[3] // 4
+        for c in range(p.shape[1]):
+            for ty in range(t0, t1):
+                k0 = (ty - t0) * tw
+                r = 4 * ty
+                d0, d1, d2, d3 = p[n, c, r], p[n, c, r + 1], p[n, c, r + 2], p[n, c, r + 3]
+                d4, d5, d6 = p[n, c, r + 4], p[n, c, r + 5], p[n, c, r + 6]
+                g0, g1, g2, g3, g4, g5, g6 = h[0], h[1], h[2], h[3], h[4], h[5], h[6]
+                for col in range(4 * nq):
+                    g0[col], g1[col], g2[col], g3[col], g4[col], g5[col], g6[col] = bt7(
+                        d0[col], d1[col], d2[col], d3[col], d4[col], d5[col], d6[col]
+                    )
+                for a in range(7):
+                    e0, e1 = h[a, 0:nq], h[a, nq : 2 * nq]  # column phases 0..3
+                    e2, e3 = h[a, 2 * nq : 3 * nq], h[a, 3 * nq : 4 * nq]
+                    cols = slice(k0, k0 + tw)
+                    v0, v1, v2 = v[7 * a, c, cols], v[7 * a + 1, c, cols], v[7 * a + 2, c, cols]
+                    v3, v4 = v[7 * a + 3, c, cols], v[7 * a + 4, c, cols]
+                    v5, v6 = v[7 * a + 5, c, cols], v[7 * a + 6, c, cols]
+                    for tx in range(tw):  # columns 4*tx .. 4*tx + 6
+                        v0[tx], v1[tx], v2[tx], v3[tx], v4[tx], v5[tx], v6[tx] = bt7(
+                            e0[tx], e1[tx], e2[tx], e3[tx], e0[tx + 1], e1[tx + 1], e2[tx + 1]
+                        )
 
     @jit
-    def columns_at3(m, k0, k1, s, y):
+    def columns_at4(m, k0, k1, s, y):
         """``y[i, j, k - k0] = (A^T M A)[i, j]`` of the product tiles ``m[:, k0:k1]``
-        (``m (36, K)``: ``k`` over output channels and tiles, flat); ``s (6, 3, >= k1 -
-        k0)`` holds the pass along the rows. Each loop is over one contiguous index
-        (vectorised)."""
+        (``m (49, K)``: ``k`` over output channels and tiles, flat); ``s (7, 4, >= k1 -
+        k0)`` holds the pass along the rows. Each loop is over one contiguous index."""
         length = k1 - k0
-        for xi in range(6):
-            q = 6 * xi
-            r0, r1, r2 = m[q, k0:k1], m[q + 1, k0:k1], m[q + 2, k0:k1]
-            r3, r4, r5 = m[q + 3, k0:k1], m[q + 4, k0:k1], m[q + 5, k0:k1]
-            s0, s1, s2 = s[xi, 0], s[xi, 1], s[xi, 2]
+        for x in range(7):
+            q = 7 * x
+            r0, r1, r2, r3 = m[q, k0:k1], m[q + 1, k0:k1], m[q + 2, k0:k1], m[q + 3, k0:k1]
+            r4, r5, r6 = m[q + 4, k0:k1], m[q + 5, k0:k1], m[q + 6, k0:k1]
+            s0, s1, s2, s3 = s[x, 0], s[x, 1], s[x, 2], s[x, 3]
             for k in range(length):
-                s0[k], s1[k], s2[k] = at3(r0[k], r1[k], r2[k], r3[k], r4[k], r5[k])
-        for j in range(3):
-            r0, r1, r2 = s[0, j], s[1, j], s[2, j]
-            r3, r4, r5 = s[3, j], s[4, j], s[5, j]
-            y0, y1, y2 = y[0, j], y[1, j], y[2, j]
+                s0[k], s1[k], s2[k], s3[k] = at4(r0[k], r1[k], r2[k], r3[k], r4[k], r5[k], r6[k])
+        for j in range(4):
+            r0, r1, r2, r3 = s[0, j], s[1, j], s[2, j], s[3, j]
+            r4, r5, r6 = s[4, j], s[5, j], s[6, j]
+            y0, y1, y2, y3 = y[0, j], y[1, j], y[2, j], y[3, j]
             for k in range(length):
-                y0[k], y1[k], y2[k] = at3(r0[k], r1[k], r2[k], r3[k], r4[k], r5[k])
+                y0[k], y1[k], y2[k], y3[k] = at4(r0[k], r1[k], r2[k], r3[k], r4[k], r5[k], r6[k])
 
     @jit
-    def write_tiles3(y, bias, out, n, o0, o1, t0, t1, tw):
+    def write_tiles4(y, bias, out, n, o0, o1, t0, t1, tw):
         """Output rows of tile rows ``t0:t1`` of channels ``o0:o1`` of ``out[n]`` <- ``y +
         bias``: tile ``(ty, tx)`` of channel ``o`` is column ``((o - o0)*nt + ty - t0)*tw
-        + tx`` of ``y (3, 3, K)``; its 3x3 outputs are stored interleaved (column ``3*tx +
-        j``)."""
+        + tx`` of ``y (4, 4, K)``; its 4x4 outputs are stored interleaved (column ``4*tx
+        + j``)."""
         ho, wo = out.shape[2], out.shape[3]
         count = (t1 - t0) * tw
-        full = min(wo // 3, tw)  # tiles whose 3 columns all exist
+        full = min(wo // 4, tw)  # tiles whose 4 columns all exist
         for o in range(o0, o1):
             b = bias[o]
             for ty in range(t0, t1):
                 k0 = (o - o0) * count + (ty - t0) * tw
-                for i in range(min(3, ho - 3 * ty)):
-                    d = out[n, o, 3 * ty + i]
-                    a0, a1, a2 = y[i, 0, k0 : k0 + tw], y[i, 1, k0 : k0 + tw], y[i, 2, k0 : k0 + tw]
+                for i in range(min(4, ho - 4 * ty)):
+                    d = out[n, o, 4 * ty + i]
+                    a0, a1 = y[i, 0, k0 : k0 + tw], y[i, 1, k0 : k0 + tw]
+                    a2, a3 = y[i, 2, k0 : k0 + tw], y[i, 3, k0 : k0 + tw]
                     for k in range(full):
-                        d[3 * k] = a0[k] + b
-                        d[3 * k + 1] = a1[k] + b
-                        d[3 * k + 2] = a2[k] + b
-                    for col in range(3 * full, wo):  # the tile cut by the right edge
-                        d[col] = y[i, col - 3 * full, k0 + full] + b
+                        d[4 * k] = a0[k] + b
+                        d[4 * k + 1] = a1[k] + b
+                        d[4 * k + 2] = a2[k] + b
+                        d[4 * k + 3] = a3[k] + b
+                    for col in range(4 * full, wo):  # the tile cut by the right edge
+                        d[col] = y[i, col - 4 * full, k0 + full] + b
 
     @jit
-    def strided_forward(p, u, bias, out, units, tw, v, m, s, y, r):
+    def strided_forward(p, u, bias, out, units, tw, v, m, s, y, h):
         """For each unit ``(n, t0, t1)`` of ``units``: ``V = B^T d B`` of the tiles of
-        tile rows ``t0:t1`` of image ``n`` of ``p``, the 36 (times groups) GEMMs ``U V``
+        tile rows ``t0:t1`` of image ``n`` of ``p``, the 49 (times groups) GEMMs ``U V``
         (BLAS, through ``np.dot``), then ``A^T M A + bias`` into ``out``, a few output
         channels at a time so that the transform's passes stay in the L1 cache. ``v``,
-        ``m``: flat work arrays for the largest unit; ``s (6, 3, L)``, ``y (3, 3, L)``:
-        for ``L`` values of the products; ``r``: see :func:`input_transform_f34`."""
+        ``m``: flat work arrays for the largest unit; ``s (7, 4, L)``, ``y (4, 4, L)``:
+        for ``L`` values of the products; ``h``: see :func:`input_tiles44`."""
         c, o = p.shape[1], out.shape[1]
         groups, og, cg = u.shape[1], u.shape[2], u.shape[3]
         for unit in range(units.shape[0]):
             n, t0, t1 = units[unit, 0], units[unit, 1], units[unit, 2]
             count = (t1 - t0) * tw
-            vc = v[: 36 * c * count].reshape(36, c, count)
-            input_transform_f34(p, n, n + 1, t0, t1, tw, vc, r)
-            vg = vc.reshape(36, groups, cg, count)
-            mg = m[: 36 * o * count].reshape(36, groups, og, count)
-            for q in range(36):
+            vc = v[: 49 * c * count].reshape(49, c, count)
+            input_tiles44(p, n, t0, t1, tw, vc, h)
+            vg = vc.reshape(49, groups, cg, count)
+            mg = m[: 49 * o * count].reshape(49, groups, og, count)
+            for q in range(49):
                 for g in range(groups):
                     np.dot(u[q, g], vg[q, g], mg[q, g])
-            mk = mg.reshape(36, o * count)
+            mk = mg.reshape(49, o * count)
             step = max(1, s.shape[2] // count)  # output channels per pass
             for o0 in range(0, o, step):
                 o1 = min(o, o0 + step)
-                columns_at3(mk, o0 * count, o1 * count, s, y)
-                write_tiles3(y, bias, out, n, o0, o1, t0, t1, tw)
-
-    @parallel_jit
-    def strided_forward_parallel(p, u, bias, out, units, bounds, tw, v, m, s, y, r):
-        """:func:`strided_forward` of units ``bounds[k] : bounds[k+1]`` on worker ``k``
-        (numba's threads), with that worker's work arrays ``v[k]``, ``m[k]``..."""
-        for k in prange(bounds.shape[0] - 1):
-            part = units[bounds[k] : bounds[k + 1]]
-            strided_forward(p, u, bias, out, part, tw, v[k], m[k], s[k], y[k], r[k])
+                columns_at4(mk, o0 * count, o1 * count, s, y)
+                write_tiles4(y, bias, out, n, o0, o1, t0, t1, tw)
 
     @jit
-    def split_phases(x, pt, pl, sh, sw, p):
-        """``p[n, c*S + a*sw + b, i, j] = x[n, c, sh*i + a - pt, sw*j + b - pl]`` (zero
-        outside ``x``): the polyphase components of ``x`` zero-padded by ``pt`` rows above
-        and ``pl`` columns on the left, ``S = sh*sw`` of them per channel."""
-        n_img, c_in, h, w = x.shape
-        rows, cols = p.shape[2], p.shape[3]
+    def split_phases(x, pt, pl, sh, sw, p, line, nc0, nc1):
+        """``p[n, c*S + a*sw + b, i, q*nq + X] = x[n, c, sh*i + a - pt, sw*(4*X + q) + b -
+        pl]`` (zero outside ``x``) for the channels ``nc0 <= n*C + c < nc1``: the ``S =
+        sh*sw`` polyphase components of each channel of ``x`` zero-padded by ``pt`` rows
+        above and ``pl`` columns on the left, their columns split by phase modulo 4.
+        ``line (4*nq,)``: one row of a component."""
+        c_in, hx, wx = x.shape[1], x.shape[2], x.shape[3]
+        rows, nq = p.shape[2], p.shape[3] // 4
+        cols = 4 * nq
         zero = p.dtype.type(0)
-        for nc in range(n_img * c_in):
+        for nc in range(nc0, nc1):
             n, c = nc // c_in, nc % c_in
             for a in range(sh):
                 for b in range(sw):
                     component = p[n, c * sh * sw + a * sw + b]
-                    j0 = min(cols, max(0, -((b - pl) // sw)))  # first j inside x
-                    j1 = min(cols, max(j0, (w - 1 - b + pl) // sw + 1))  # past the last
+                    j0 = min(cols, max(0, -((b - pl) // sw)))  # first column inside x
+                    j1 = min(cols, max(j0, (wx - 1 - b + pl) // sw + 1))  # past the last
                     for i in range(rows):
                         row = sh * i + a - pt
-                        line = component[i]
-                        if row < 0 or row >= h:
-                            for j in range(cols):
-                                line[j] = zero
+                        dst = component[i]
+                        if row < 0 or row >= hx:
+                            for k in range(cols):
+                                dst[k] = zero
                             continue
-                        for j in range(j0):
-                            line[j] = zero
-                        for j in range(j1, cols):
-                            line[j] = zero
-                        # views that start at 0, so that the indices are not negative
-                        # (the loops then vectorise)
-                        dst, src = line[j0:j1], x[n, c, row, sw * j0 + b - pl :]
+                        for k in range(j0):
+                            line[k] = zero
+                        for k in range(j1, cols):
+                            line[k] = zero
+                        # views from 0: no negative index, so the loops vectorise
+                        part, src = line[j0:j1], x[n, c, row, sw * j0 + b - pl :]
                         if sw == 2:  # the common case: a constant stride
                             for k in range(j1 - j0):
-                                dst[k] = src[2 * k]
+                                part[k] = src[2 * k]
                         else:
                             for k in range(j1 - j0):
-                                dst[k] = src[sw * k]
+                                part[k] = src[sw * k]
+                        f0, f1 = dst[0:nq], dst[nq : 2 * nq]
+                        f2, f3 = dst[2 * nq : 3 * nq], dst[3 * nq :]
+                        for k in range(nq):  # split by column phase modulo 4
+                            f0[k], f1[k] = line[4 * k], line[4 * k + 1]
+                            f2[k], f3[k] = line[4 * k + 2], line[4 * k + 3]
 
     @jit
-    def transform_sub_kernels(w, sh, sw, gm, u):
-        """``u[6*x + y, g, o, c*S + a*sw + b] = (G k G^T)[x, y]`` for each polyphase
-        sub-kernel ``k[i, j] = w[g*O_g + o, c, sh*i + a, sw*j + b]`` (zero beyond ``w``;
-        ``G = gm (6, 4)``), in the layout of :func:`strided_forward`'s GEMMs."""
-        o_all, cg, kh, kw = w.shape
-        groups, og = u.shape[1], u.shape[2]
+    def transform_sub_kernels(w, sh, sw, gm, k, t, u, o0, o1):
+        """``u[A*x + y, P] = (G k_P G^T)[x, y]`` (``G = gm (A, r)``) for each polyphase
+        sub-kernel ``k_P[i, j] = w[o, c, sh*i + a, sw*j + b]`` (zero beyond ``w``), ``P =
+        (o*C/g + c)*S + a*sw + b``, of the filters ``o0 <= o < o1``, as many filters at a
+        time as the work arrays ``k (r, r, L)``, ``t (A, r, L)`` hold. Loops over ``P``
+        innermost (vectorised)."""
+        cg, kh, kw = w.shape[1], w.shape[2], w.shape[3]
+        alpha, r = gm.shape
         zero = u.dtype.type(0)
-        k = np.empty((4, 4), u.dtype)
-        t = np.empty((6, 4), u.dtype)
-        for o in range(o_all):
-            g, oi = o // og, o % og
-            for c in range(cg):
-                for a in range(sh):
-                    for b in range(sw):
-                        for i in range(4):
-                            for j in range(4):
-                                r, col = sh * i + a, sw * j + b
-                                k[i, j] = w[o, c, r, col] if r < kh and col < kw else zero
-                        for x in range(6):  # t = G k
-                            for j in range(4):
-                                t[x, j] = gm[x, 0] * k[0, j] + gm[x, 1] * k[1, j] + gm[x, 2] * k[2, j] + gm[x, 3] * k[3, j]
-                        ci = c * sh * sw + a * sw + b
-                        for x in range(6):  # u = t G^T
-                            for y in range(6):
-                                u[6 * x + y, g, oi, ci] = (
-                                    t[x, 0] * gm[y, 0] + t[x, 1] * gm[y, 1] + t[x, 2] * gm[y, 2] + t[x, 3] * gm[y, 3]
-                                )
+        per_filter = cg * sh * sw
+        block = max(1, k.shape[2] // per_filter)
+        for f0 in range(o0, o1, block):
+            f1 = min(o1, f0 + block)
+            pairs = (f1 - f0) * per_filter
+            for o in range(f0, f1):
+                for c in range(cg):
+                    for a in range(sh):
+                        for b in range(sw):
+                            pair = (((o - f0) * cg + c) * sh + a) * sw + b
+                            for i in range(r):
+                                for j in range(r):
+                                    row, col = sh * i + a, sw * j + b
+                                    k[i, j, pair] = w[o, c, row, col] if row < kh and col < kw else zero
+            for x in range(alpha):  # t = G k
+                for j in range(r):
+                    dst = t[x, j, :pairs]
+                    for pair in range(pairs):
+                        dst[pair] = zero
+                    for i in range(r):
+                        coef, src = gm[x, i], k[i, j]
+                        for pair in range(pairs):
+                            dst[pair] += coef * src[pair]
+            for x in range(alpha):  # u = t G^T
+                for y in range(alpha):
+                    dst = u[alpha * x + y, f0 * per_filter : f1 * per_filter]
+                    for pair in range(pairs):
+                        dst[pair] = zero
+                    for j in range(r):
+                        coef, src = gm[y, j], t[x, j]
+                        for pair in range(pairs):
+                            dst[pair] += coef * src[pair]
+
+    @parallel_jit
+    def strided_layer(x, pt, pl, sh, sw, w, gm, bias, p, u, out, units, bounds, tw, bufs):
+        """The whole strided layer on numba's threads, worker ``k`` with its work arrays
+        ``bufs[.][k]``: the polyphase components ``p`` (:func:`split_phases`, a share of
+        the channels each), the transformed sub-kernels ``u``
+        (:func:`transform_sub_kernels`, a share of the filters each), then
+        :func:`strided_forward` of units ``bounds[k] : bounds[k+1]``."""
+        line, kk, tt, v, m, s, y, h = bufs
+        workers = bounds.shape[0] - 1
+        channels, filters = x.shape[0] * x.shape[1], w.shape[0]
+        u2 = u.reshape(u.shape[0], -1)
+        for k in prange(workers):
+            c0, c1 = channels * k // workers, channels * (k + 1) // workers
+            split_phases(x, pt, pl, sh, sw, p, line[k], c0, c1)
+            f0, f1 = filters * k // workers, filters * (k + 1) // workers
+            transform_sub_kernels(w, sh, sw, gm, kk[k], tt[k], u2, f0, f1)
+        for k in prange(workers):
+            part = units[bounds[k] : bounds[k + 1]]
+            strided_forward(p, u, bias, out, part, tw, v[k], m[k], s[k], y[k], h[k])
 
     return SimpleNamespace(
         input_transform=input_transform,
         output_transform=output_transform,
         grad_output_transform=grad_output_transform,
-        input_transform_f34=input_transform_f34,
-        strided_forward=strided_forward_parallel,
+        strided_layer=strided_layer,
+        # the stages of strided_layer, for bench/profile_layers.py
         split_phases=split_phases,
-        columns_at3=columns_at3,
-        write_tiles3=write_tiles3,
         transform_sub_kernels=transform_sub_kernels,
+        input_tiles44=input_tiles44,
+        columns_at4=columns_at4,
+        write_tiles4=write_tiles4,
     )
 
 
@@ -545,58 +601,44 @@ def grad_output_transform(g, n0, n1, t0, t1, tw, z, grad_b, ws) -> None:
     )
 
 
-def input_transform_f34(p, n0, n1, t0, t1, tw, v, ws) -> None:
-    """``v (36, C', tiles)`` <- ``B^T d B`` of the 6x6 tiles (step 3) of tile rows
-    ``t0:t1`` of images ``n0:n1`` of the padded polyphase components ``p (N, C', 3*th + 3,
-    3*tw + 3)`` (:mod:`conv_lib.winograd_strided`)."""
-    kernels(p.dtype.char).input_transform_f34(p, n0, n1, t0, t1, tw, v, ws.get("r34", (6, 3, tw + 1)))
+def strided_layer(x, pads, stride, w, gm, bias, p, u, out, units, tw, budget_workers: int, ws) -> None:
+    """``out`` <- the strided layer of :mod:`conv_lib.winograd_strided`, in one call on
+    numba's threads: ``p`` <- the polyphase components of ``x (N, C, H, W)`` zero-padded
+    by ``pads`` (``p[n, c*S + a*s_w + b, i, q*nq + X]`` is column ``4*X + q`` of row
+    ``i`` of component ``(a, b)``: columns split by phase modulo 4), ``u (49, g, O/g,
+    C/g * S)`` <- ``G k G^T`` of the 4x4 polyphase sub-kernels ``k`` of ``w (O, C/g, kH,
+    kW)`` (``G = gm (7, 4)``), then per unit ``(n, t0, t1)`` (image, tile rows) of
+    ``units (k, 3)``: the input transform of its tiles, the GEMMs ``U V`` and the output
+    transform plus ``bias``, in work arrays sized for the largest unit, which stay in the
+    core's cache.
 
-
-def split_phases(x, pads, stride, p) -> None:
-    """``p (N, C*S, rows, cols)`` <- the ``S = s_h*s_w`` polyphase components of each
-    channel of ``x (N, C, H, W)`` zero-padded by ``pads`` (channel ``c*S + a*s_w + b`` is
-    component ``(a, b)``), with zeros beyond ``x`` up to the size of ``p``."""
-    (pt, _), (pl, _) = pads
-    kernels(x.dtype.char).split_phases(x, pt, pl, stride[0], stride[1], p)
-
-
-def strided_forward(p, u, bias, out, units, tw, budget_workers: int, ws) -> None:
-    """``out`` <- the strided layer of :mod:`conv_lib.winograd_strided` on the units
-    ``(n, t0, t1)`` (image, tile rows) of ``units (k, 3)``: per unit, the input transform
-    of ``p (N, C', 3*th + 3, 3*tw + 3)``, the GEMMs with ``u (36, g, O/g, C'/g)`` and the
-    output transform plus ``bias``, in work arrays sized for the largest unit, which
-    stay in the core's cache.
-
-    The units are shared out in equal contiguous parts over at most ``budget_workers``
-    of numba's threads (each with its own work arrays, from ``ws``), with BLAS on the
+    The work is shared out in equal contiguous parts over at most ``budget_workers`` of
+    numba's threads (each with its own work arrays, from ``ws``), with BLAS on the
     calling thread only."""
     c, o = p.shape[1], out.shape[1]
     count = int(max(units[:, 2] - units[:, 1])) * tw
     length = max(count, _PASS_VALUES)
     workers = max(1, min(budget_workers, worker_count(), len(units)))
     bounds = np.array([len(units) * k // workers for k in range(workers + 1)], dtype=np.int64)
+    per_filter = u.shape[3]
+    pairs = per_filter * max(1, _PAIR_VALUES // per_filter)  # whole filters at a time
+    (pt, _), (pl, _) = pads
+    bufs = (
+        ws.get("line44", (workers, p.shape[3])), ws.get("k44", (workers, 4, 4, pairs)),
+        ws.get("t44", (workers, 7, 4, pairs)),
+        ws.get("v44", (workers, 49 * c * count)), ws.get("m44", (workers, 49 * o * count)),
+        ws.get("s44", (workers, 7, 4, length)), ws.get("y44", (workers, 4, 4, length)),
+        ws.get("h44", (workers, 7, p.shape[3])),
+    )  # fmt: skip
     compiled = kernels(p.dtype.char)
     with _parallel_lock, single_threaded_blas():
         _set_threads(workers)
-        compiled.strided_forward(
-            p, u, bias, out, units, bounds, tw,
-            ws.get("v34", (workers, 36 * c * count)), ws.get("m34", (workers, 36 * o * count)),
-            ws.get("s34", (workers, 6, 3, length)), ws.get("y34", (workers, 3, 3, length)),
-            ws.get("r34", (workers, 6, 3, tw + 1)),
-        )  # fmt: skip
+        compiled.strided_layer(
+            x, pt, pl, *stride, np.ascontiguousarray(w), gm, bias, p, u, out, units, bounds, tw, bufs
+        )
 
 
 def _set_threads(count: int) -> None:
     import numba
 
     numba.set_num_threads(max(1, min(count, numba.config.NUMBA_NUM_THREADS)))
-
-
-def transform_sub_kernels(w, stride, gm, groups: int) -> np.ndarray:
-    """``U (36, g, O/g, C/g * S)``: ``G k G^T`` of every polyphase sub-kernel ``k`` (4x4,
-    zero-padded) of ``w (O, C/g, kH, kW)`` at ``stride`` (``S = s_h*s_w`` of them per
-    channel; :mod:`conv_lib.winograd_strided`), ``G = gm (6, 4)`` in ``w``'s dtype."""
-    o, cg = w.shape[:2]
-    u = np.empty((36, groups, o // groups, cg * stride[0] * stride[1]), dtype=w.dtype)
-    kernels(w.dtype.char).transform_sub_kernels(np.ascontiguousarray(w), stride[0], stride[1], gm, u)
-    return u

@@ -1,5 +1,5 @@
-"""method="winograd" on strided layers (conv_lib.winograd_strided): the F(3, 4)
-transforms, polyphase components + F(3x3, 4x4) against the direct method and torch on
+"""method="winograd" on strided layers (conv_lib.winograd_strided): the F(4, 4)
+transforms, polyphase components + F(4x4, 4x4) against the direct method and torch on
 both paths (compiled transforms and NumPy), the memory budget's chunks, the choice
 "auto" makes, the backward pass of such layers, and the errors."""
 
@@ -23,29 +23,41 @@ from conv_lib import (
     set_memory_budget,
     winograd_kernels,
 )
-from conv_lib.winograd_strided import matrices_f34, polyphase_kernel_size, supports
+from conv_lib.winograd_strided import matrices_f44, polyphase_kernel_size, supports
 
 SETTINGS = settings(max_examples=30, deadline=None)
 
 
-def test_f34_identity_holds_exactly():
+def test_f44_identity_holds_exactly():
     """sum_j AT[i, j] G[j, k] BT[j, l] = [l == i + k] in exact fractions: A^T [(G g) *
-    (B^T d)] is the valid correlation of any d (6 values) with any g (4 values)."""
-    exact = np.vectorize(lambda v: Fraction(v).limit_denominator(100), otypes=[object])
-    at, gm, bt = (exact(a) for a in matrices_f34())
-    assert at.shape == (3, 6) and gm.shape == (6, 4) and bt.shape == (6, 6)
-    for i in range(3):
+    (B^T d)] is the valid correlation of any d (7 values) with any g (4 values); and the
+    float64 matrices are those fractions."""
+    at, gm, bt = matrices_f44(exact=True)
+    assert (len(at), len(at[0]), len(gm), len(gm[0]), len(bt), len(bt[0])) == (4, 7, 7, 4, 7, 7)
+    for i in range(4):
         for k in range(4):
-            for col in range(6):
-                total = sum(at[i, j] * gm[j, k] * bt[j, col] for j in range(6))
+            for col in range(7):
+                total = sum(at[i][j] * gm[j][k] * bt[j][col] for j in range(7))
                 assert total == (1 if col == i + k else 0), (i, k, col, total)
+    for exact, approx in zip((at, gm, bt), matrices_f44(), strict=True):
+        np.testing.assert_array_equal(approx, [[float(v) for v in row] for row in exact])
+
+
+def test_f44_interpolates_at_its_points():
+    """A^T's columns are the powers of the points 0, 1, -1, 1/2, -1/2, -2 (and the
+    point at infinity), as in Lavin and Gray's construction."""
+    at, _, _ = matrices_f44(exact=True)
+    points = [Fraction(p) for p in (0, 1, -1, Fraction(1, 2), Fraction(-1, 2), -2)]
+    for i in range(4):
+        assert at[i][:6] == [p**i for p in points]
+        assert at[i][6] == (1 if i == 3 else 0)
 
 
 @st.composite
 def strided_layers(draw):
     """Random strided layers that method="winograd" computes: strides 1-4 per axis (not
     both 1), kernels up to 4 times the stride, groups, padding, bias, sizes that are
-    and are not multiples of the 3x3 output tile."""
+    and are not multiples of the 4x4 output tile."""
     sh, sw = draw(st.sampled_from([(2, 2), (2, 2), (1, 2), (3, 1), (2, 3), (4, 4)]))
     kh, kw = draw(st.integers(1, 4 * sh)), draw(st.integers(1, 4 * sw))
     groups = draw(st.sampled_from([1, 1, 2]))
@@ -126,7 +138,7 @@ def test_memory_budget_bounds_the_transformed_tiles(path):
     np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(got_mid, ref, rtol=1e-12, atol=1e-12)
     mib = 2**20
-    base = ref.nbytes + 8 * 12 * 69 * 69 * 8  # output + components (N, 4 C, 3*22 + 3, 3*22 + 3)
+    base = ref.nbytes + 8 * 12 * 67 * 68 * 8  # output + components (N, 4 C, 4*16 + 3, 4*17)
     # one tile row per thread (V, products, work rows): 0.3 MiB per thread compiled; the
     # NumPy path's temporaries about twice that
     assert small < base + (1 if path == "compiled" else 2) * mib
@@ -134,22 +146,21 @@ def test_memory_budget_bounds_the_transformed_tiles(path):
     assert big > small + 4 * mib
 
 
-def test_auto_takes_it_for_7x7_stride_2_only():
-    """The rule of choose_method: 4*s_h*s_w multiply-adds per output and channel against
-    kH*kW, at most 0.4 of it, a layer of 1.5e8 multiply-adds or more, compiled
-    transforms, floating data, not depthwise."""
+def test_auto_takes_it_for_large_kernels_at_stride_2_and_4():
+    """The rule of choose_method: 49/16*s_h*s_w multiplications per output and channel
+    against kH*kW, at most 0.45 of it, compiled transforms, floating data, not
+    depthwise; at any size (its calls cost less than im2col's)."""
     stem = ((8, 3, 224, 224), (64, 3, 7, 7))
     assert choose_method(*stem, stride=2, dtype=np.float32) == "winograd"
-    assert choose_method((2, 3, 224, 224), (64, 3, 7, 7), stride=2, dtype=np.float32) == "winograd"
+    assert choose_method((1, 3, 224, 224), (64, 3, 7, 7), stride=2, dtype=np.float32) == "winograd"
     assert choose_method((8, 3, 128, 128), (32, 3, 8, 8), stride=2, dtype=np.float64) == "winograd"
-    # below 1.5e8 multiply-adds: one image through the stem, small layers
-    assert choose_method((1, 3, 224, 224), (64, 3, 7, 7), stride=2, dtype=np.float32) == "im2col"
-    assert choose_method((32, 3, 32, 32), (64, 3, 7, 7), stride=2, dtype=np.float32) == "im2col"
-    assert choose_method((2, 3, 64, 64), (16, 3, 8, 8), stride=2, dtype=np.float64) == "im2col"
-    assert choose_method(*stem, stride=2, dtype=np.int64) == "im2col"  # exact stays exact
-    assert choose_method((8, 64, 56, 56), (128, 64, 3, 3), stride=2, dtype=np.float32) == "im2col"
+    assert choose_method((1, 2, 12, 12), (2, 2, 7, 7), stride=2, dtype=np.float32) == "winograd"
+    assert choose_method((1, 3, 227, 227), (96, 3, 11, 11), stride=4, dtype=np.float32) == "winograd"
+    # ratios above 0.45: 5x5 (0.49) and 3x3 (1.36) at stride 2, 5x5 at stride (2, 3) (0.74)
     assert choose_method((8, 32, 32, 32), (64, 32, 5, 5), stride=2, dtype=np.float32) == "im2col"
-    assert choose_method((1, 3, 227, 227), (96, 3, 11, 11), stride=4, dtype=np.float32) == "im2col"
+    assert choose_method((8, 64, 56, 56), (128, 64, 3, 3), stride=2, dtype=np.float32) == "im2col"
+    assert choose_method((2, 3, 64, 64), (16, 3, 5, 5), stride=(2, 3), dtype=np.float32) == "im2col"
+    assert choose_method(*stem, stride=2, dtype=np.int64) == "im2col"  # exact stays exact
     depthwise = ((8, 64, 224, 224), (64, 1, 7, 7))
     assert choose_method(*depthwise, stride=2, dtype=np.float32) == "im2col"
     assert choose_method(*stem, stride=2, dilation=2, dtype=np.float32) == "im2col"
@@ -158,7 +169,7 @@ def test_auto_takes_it_for_7x7_stride_2_only():
 
 
 def test_auto_forward_and_backward_of_a_stem():
-    """"auto" computes the forward by Winograd and the backward by im2col (Winograd's
+    """ "auto" computes the forward by Winograd and the backward by im2col (Winograd's
     backward is for stride-1 layers), both against torch."""
     rng = np.random.default_rng(7)
     x = rng.standard_normal((2, 3, 224, 224)).astype(np.float32)
