@@ -164,8 +164,14 @@ _NS_COMPILED_WINOGRAD_CALL = 155e3
 # of bench/bench_conv.py --only choice (float32) it took 0.29-0.85 of im2col's time at
 # ratios 0.19-0.41 (7x7 and 8x8 at stride 2, 11x11 at stride 4), from (1, 2, 12, 12) ->
 # 2 up to (8, 3, 224, 224) -> 64, and 1.09x and 2.64x as long at 0.49 (5x5 at stride 2)
-# and 1.36 (3x3 at stride 2).
+# and 1.36 (3x3 at stride 2). Only on layers of at least 64 output tiles (4x4) in all:
+# every call transforms the kernels (49*C_out*C_in/g*s_h*s_w values), which on deep
+# layers with small outputs cost more than the products save (a review timed
+# (1, 512, 14, 14) -> 512, 7x7 stride 2, 4 tiles, at 4.7x im2col's time and
+# (2, 256, 28, 28) -> 256, 32 tiles, at 1.26x), and the first call in a process waits
+# ~10 s for the compiler, which small layers do not repay.
 _STRIDED_WINOGRAD_MAC_RATIO = 0.45
+_STRIDED_WINOGRAD_MIN_TILES = 64
 
 
 def _winograd_cost(
@@ -243,7 +249,9 @@ def choose_method(
       ``"winograd"`` over the polyphase components (:mod:`conv_lib.winograd_strided`)
       where its ``49/16*s_h*s_w`` multiplications per output and input channel are
       at most 0.45 of im2col's ``kH*kW`` (7x7 and 8x8 kernels at stride 2, 11x11 at
-      stride 4; not 3x3 or 5x5 at stride 2), whatever the layer's size.
+      stride 4; not 3x3 or 5x5 at stride 2), on layers of at least 64 output tiles of
+      4x4 (each call transforms the kernels; e.g. ResNet's stem on one image, 784 tiles,
+      but not (2, 256, 28, 28) -> 256, 32 tiles).
     * Other NCHW layers: ``"im2col"`` (building the columns, then one matrix product
       per chunk) unless the kernel is large enough that the FFT's channel mixing
       (``N*C_out*C_in/groups`` complex multiply-adds per frequency) plus the FFTs is
@@ -307,6 +315,7 @@ def choose_method(
         and winograd_kernels.available()
         and winograd_strided.supports((kh, kw), (sh, sw), (dh, dw))
         and winograd_strided.MULTIPLICATIONS_PER_OUTPUT * sh * sw <= _STRIDED_WINOGRAD_MAC_RATIO * taps
+        and n * -(-ho // 4) * -(-wo // 4) >= _STRIDED_WINOGRAD_MIN_TILES
     ):
         return "winograd"
     if (sh, sw, dh, dw) != (1, 1, 1, 1) or taps <= 9:

@@ -26,7 +26,8 @@ For 3x3 layers the GEMMs between them stay NumPy ``matmul`` (BLAS). The transfor
 out as additions and multiplications by 2, 4, 5 and 8 (their entries).
 
 The kernels are compiled on first use, once per dtype and process (about 3 s for the
-forward's, 1.5 s more for the weight gradient's, on the course's machine). numba is
+forward's, 1.5 s more for the weight gradient's, about 10 s for the strided layer's, on
+the course's machine). numba is
 optional: :func:`available` is false when it is not installed or when the environment
 sets ``CONV_LIB_JIT=0`` (the course's grading sandbox does, so that a student's call
 never waits for the compiler), and :mod:`conv_lib.winograd` then uses its NumPy path.
@@ -99,7 +100,7 @@ _compile_lock = threading.Lock()
 _parallel_lock = threading.Lock()
 
 # Sub-kernels transformed at a time (whole filters, at least one) by each thread.
-_PAIR_VALUES = 1024
+_PAIR_VALUES = 256
 # Values of the products per pass of the strided output transform (its two work arrays,
 # 27 values each, then stay in a core's L1 cache).
 _PASS_VALUES = 128
@@ -535,21 +536,21 @@ def _kernels(dtype_char: str) -> SimpleNamespace:
                         for pair in range(pairs):
                             dst[pair] += coef * src[pair]
 
-    @parallel_jit
     def strided_layer(x, pt, pl, sh, sw, w, gm, bias, p, u, out, units, bounds, tw, bufs):
-        """The whole strided layer on numba's threads, worker ``k`` with its work arrays
-        ``bufs[.][k]``: the polyphase components ``p`` (:func:`split_phases`, a share of
-        the channels each), the transformed sub-kernels ``u``
-        (:func:`transform_sub_kernels`, a share of the filters each), then
-        :func:`strided_forward` of units ``bounds[k] : bounds[k+1]``."""
+        """The whole strided layer on numba's threads: worker ``k`` of ``line.shape[0]``
+        computes a share of the polyphase components ``p`` (:func:`split_phases`, by
+        channels) and of the transformed sub-kernels ``u`` (:func:`transform_sub_kernels`,
+        by filters); then worker ``k`` of ``len(bounds) - 1`` runs
+        :func:`strided_forward` on units ``bounds[k] : bounds[k+1]``; each with its own
+        work arrays ``bufs[.][k]``."""
         line, kk, tt, v, m, s, y, h = bufs
-        workers = bounds.shape[0] - 1
+        preparers, workers = line.shape[0], bounds.shape[0] - 1
         channels, filters = x.shape[0] * x.shape[1], w.shape[0]
         u2 = u.reshape(u.shape[0], -1)
-        for k in prange(workers):
-            c0, c1 = channels * k // workers, channels * (k + 1) // workers
+        for k in prange(preparers):
+            c0, c1 = channels * k // preparers, channels * (k + 1) // preparers
             split_phases(x, pt, pl, sh, sw, p, line[k], c0, c1)
-            f0, f1 = filters * k // workers, filters * (k + 1) // workers
+            f0, f1 = filters * k // preparers, filters * (k + 1) // preparers
             transform_sub_kernels(w, sh, sw, gm, kk[k], tt[k], u2, f0, f1)
         for k in prange(workers):
             part = units[bounds[k] : bounds[k + 1]]
@@ -559,7 +560,10 @@ def _kernels(dtype_char: str) -> SimpleNamespace:
         input_transform=input_transform,
         output_transform=output_transform,
         grad_output_transform=grad_output_transform,
-        strided_layer=strided_layer,
+        strided_layer=parallel_jit(strided_layer),
+        # the same on the calling thread only, for a process forked from one that has
+        # run strided_layer: OpenMP's threads do not survive a fork
+        strided_layer_serial=jit(strided_layer),
         # the stages of strided_layer, for bench/profile_layers.py
         split_phases=split_phases,
         transform_sub_kernels=transform_sub_kernels,
@@ -612,33 +616,62 @@ def strided_layer(x, pads, stride, w, gm, bias, p, u, out, units, tw, budget_wor
     transform plus ``bias``, in work arrays sized for the largest unit, which stay in the
     core's cache.
 
-    The work is shared out in equal contiguous parts over at most ``budget_workers`` of
-    numba's threads (each with its own work arrays, from ``ws``), with BLAS on the
-    calling thread only."""
+    The units are shared out in equal contiguous parts over at most ``budget_workers``
+    of numba's threads (each with its own work arrays, from ``ws``), the preparation over
+    all of them, with BLAS single-threaded; numba's thread count is put back after the
+    call. In a process forked from one that ran this on numba's threads, everything runs
+    on the calling thread (OpenMP's threads do not survive a fork)."""
     c, o = p.shape[1], out.shape[1]
     count = int(max(units[:, 2] - units[:, 1])) * tw
     length = max(count, _PASS_VALUES)
-    workers = max(1, min(budget_workers, worker_count(), len(units)))
+    serial = _forked_after_parallel
+    preparers = 1 if serial else worker_count()
+    workers = 1 if serial else max(1, min(budget_workers, worker_count(), len(units)))
     bounds = np.array([len(units) * k // workers for k in range(workers + 1)], dtype=np.int64)
     per_filter = u.shape[3]
     pairs = per_filter * max(1, _PAIR_VALUES // per_filter)  # whole filters at a time
     (pt, _), (pl, _) = pads
     bufs = (
-        ws.get("line44", (workers, p.shape[3])), ws.get("k44", (workers, 4, 4, pairs)),
-        ws.get("t44", (workers, 7, 4, pairs)),
+        ws.get("line44", (preparers, p.shape[3])), ws.get("k44", (preparers, 4, 4, pairs)),
+        ws.get("t44", (preparers, 7, 4, pairs)),
         ws.get("v44", (workers, 49 * c * count)), ws.get("m44", (workers, 49 * o * count)),
         ws.get("s44", (workers, 7, 4, length)), ws.get("y44", (workers, 4, 4, length)),
         ws.get("h44", (workers, 7, p.shape[3])),
     )  # fmt: skip
+    # numba compiles a new version for read-only arrays: pass writeable ones
+    x, w, bias = (a if a.flags.writeable else a.copy() for a in (x, np.ascontiguousarray(w), bias))
+    args = (x, pt, pl, *stride, w, gm, bias, p, u, out, units, bounds, tw, bufs)
     compiled = kernels(p.dtype.char)
-    with _parallel_lock, single_threaded_blas():
-        _set_threads(workers)
-        compiled.strided_layer(
-            x, pt, pl, *stride, np.ascontiguousarray(w), gm, bias, p, u, out, units, bounds, tw, bufs
-        )
-
-
-def _set_threads(count: int) -> None:
+    if serial:
+        with single_threaded_blas():
+            compiled.strided_layer_serial(*args)
+        return
     import numba
 
-    numba.set_num_threads(max(1, min(count, numba.config.NUMBA_NUM_THREADS)))
+    global _parallel_used
+    with _parallel_lock, single_threaded_blas():
+        before = numba.get_num_threads()
+        numba.set_num_threads(max(1, min(max(preparers, workers), numba.config.NUMBA_NUM_THREADS)))
+        _parallel_used = True
+        try:
+            compiled.strided_layer(*args)
+        finally:
+            numba.set_num_threads(before)
+
+
+# Whether this process has run strided_layer on numba's threads, and whether it is a
+# child forked after its parent did: OpenMP (numba's usual threading layer) then
+# terminates the child at its first parallel call, so the child computes on its own
+# thread. The locks are replaced in the child: a thread of the parent may have held them.
+_parallel_used = False
+_forked_after_parallel = False
+
+
+def _after_fork_in_child() -> None:
+    global _forked_after_parallel, _parallel_lock, _compile_lock
+    _forked_after_parallel = _forked_after_parallel or _parallel_used
+    _parallel_lock, _compile_lock = threading.Lock(), threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

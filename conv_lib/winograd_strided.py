@@ -13,7 +13,9 @@ output over the 12 channels instead of the 147 of the direct sum.
 ``F(4, 4)`` interpolates at 0, 1, -1, 1/2, -1/2, -2 and infinity (:func:`matrices_f44`;
 of the sets of six finite points with 0, 1 and -1 that were tried, the one with the
 smallest float32 error). Its float32 rounding error stays within
-:data:`conv_lib.winograd.FLOAT32_RTOL`, like ``F(4x4, 3x3)``'s.
+:data:`conv_lib.winograd.FLOAT32_RTOL` on typical data, like ``F(4x4, 3x3)``'s (1e-6 to
+1e-5 of the largest output); inputs far from zero mean with kernels that sum to zero
+(a large value cancelled) can exceed it.
 
 Two paths compute the same sums: the transforms compiled by numba
 (:mod:`conv_lib.winograd_kernels`, per unit of tile rows, on numba's threads), or NumPy

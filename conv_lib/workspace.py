@@ -4,8 +4,8 @@ The fast paths (``"im2col"``, ``"winograd"``, ``"fft"``) cut a layer into chunks
 intermediates fit the memory budget (:func:`set_memory_budget`) and a size measured
 fastest (16-32 MiB where each chunk costs a few dozen NumPy calls, whatever its size, so
 chunks are as large as that and of equal size; 4 MiB, which stays in a core's cache,
-for Winograd's compiled transforms, whose chunks cost almost nothing; 8 MiB for those
-of strided layers, whose GEMMs of inner size ``C*s_h*s_w`` gain from longer rows).
+for Winograd's compiled transforms, whose chunks cost almost nothing; 2**19 values, one
+core's L2 cache in float32, for those of strided layers, which run on numba's threads).
 :func:`run_chunks` hands the chunks to conv_lib's threads, each with single-threaded BLAS;
 each thread keeps its work arrays between calls (:func:`thread_workspace`), so that a
 layer called again reuses memory that is already mapped instead of paying the operating
@@ -64,12 +64,14 @@ def set_memory_budget(nbytes: int) -> None:
 
     The work arrays of ``"im2col"`` and ``"winograd"`` are kept per thread between
     calls (at most one chunk's worth each: up to 32 MiB per thread for ``"winograd"``
-    on its NumPy path, 4 MiB on its compiled one (8 MiB in float64; 8 and 16 MiB for
+    on its NumPy path, 4 MiB on its compiled one (8 MiB in float64; 2 and 4 MiB for
     strided layers), 16 MiB of column matrices for all of ``"im2col"``'s threads, plus
     their products, within the budget);
     :func:`release_workspaces` frees them. Winograd's weight gradient also sums, per
     thread and call, two arrays of ``36 * C_out * C_in/groups`` values (4x the weight),
-    whatever the budget.
+    and Winograd on a strided layer transforms the weights into ``49 * C_out *
+    C_in/groups * s_h*s_w`` values per call (4x the weight at stride 2), whatever the
+    budget.
 
     Parameters
     ----------
