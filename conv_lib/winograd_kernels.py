@@ -451,47 +451,47 @@ def _kernels(dtype_char: str) -> SimpleNamespace:
                 write_tiles4(y, bias, out, n, o0, o1, t0, t1, tw)
 
     @jit
-    def split_phases(x, pt, pl, sh, sw, p, line, nc0, nc1):
+    def split_phases(x, pt, pl, sh, sw, p, line, i0, i1):
         """``p[n, c*S + a*sw + b, i, q*nq + X] = x[n, c, sh*i + a - pt, sw*(4*X + q) + b -
-        pl]`` (zero outside ``x``) for the channels ``nc0 <= n*C + c < nc1``: the ``S =
-        sh*sw`` polyphase components of each channel of ``x`` zero-padded by ``pt`` rows
-        above and ``pl`` columns on the left, their columns split by phase modulo 4.
+        pl]`` (zero outside ``x``) for the row phases ``i0 <= (n*C + c)*sh + a < i1``: the
+        ``S = sh*sw`` polyphase components of each channel of ``x`` zero-padded by ``pt``
+        rows above and ``pl`` columns on the left, their columns split by phase modulo 4.
         ``line (4*nq,)``: one row of a component."""
         c_in, hx, wx = x.shape[1], x.shape[2], x.shape[3]
         rows, nq = p.shape[2], p.shape[3] // 4
         cols = 4 * nq
         zero = p.dtype.type(0)
-        for nc in range(nc0, nc1):
+        for item in range(i0, i1):
+            nc, a = item // sh, item % sh
             n, c = nc // c_in, nc % c_in
-            for a in range(sh):
-                for b in range(sw):
-                    component = p[n, c * sh * sw + a * sw + b]
-                    j0 = min(cols, max(0, -((b - pl) // sw)))  # first column inside x
-                    j1 = min(cols, max(j0, (wx - 1 - b + pl) // sw + 1))  # past the last
-                    for i in range(rows):
-                        row = sh * i + a - pt
-                        dst = component[i]
-                        if row < 0 or row >= hx:
-                            for k in range(cols):
-                                dst[k] = zero
-                            continue
-                        for k in range(j0):
-                            line[k] = zero
-                        for k in range(j1, cols):
-                            line[k] = zero
-                        # views from 0: no negative index, so the loops vectorise
-                        part, src = line[j0:j1], x[n, c, row, sw * j0 + b - pl :]
-                        if sw == 2:  # the common case: a constant stride
-                            for k in range(j1 - j0):
-                                part[k] = src[2 * k]
-                        else:
-                            for k in range(j1 - j0):
-                                part[k] = src[sw * k]
-                        f0, f1 = dst[0:nq], dst[nq : 2 * nq]
-                        f2, f3 = dst[2 * nq : 3 * nq], dst[3 * nq :]
-                        for k in range(nq):  # split by column phase modulo 4
-                            f0[k], f1[k] = line[4 * k], line[4 * k + 1]
-                            f2[k], f3[k] = line[4 * k + 2], line[4 * k + 3]
+            for b in range(sw):
+                component = p[n, c * sh * sw + a * sw + b]
+                j0 = min(cols, max(0, -((b - pl) // sw)))  # first column inside x
+                j1 = min(cols, max(j0, (wx - 1 - b + pl) // sw + 1))  # past the last
+                for i in range(rows):
+                    row = sh * i + a - pt
+                    dst = component[i]
+                    if row < 0 or row >= hx:
+                        for k in range(cols):
+                            dst[k] = zero
+                        continue
+                    for k in range(j0):
+                        line[k] = zero
+                    for k in range(j1, cols):
+                        line[k] = zero
+                    # views from 0: no negative index, so the loops vectorise
+                    part, src = line[j0:j1], x[n, c, row, sw * j0 + b - pl :]
+                    if sw == 2:  # the common case: a constant stride
+                        for k in range(j1 - j0):
+                            part[k] = src[2 * k]
+                    else:
+                        for k in range(j1 - j0):
+                            part[k] = src[sw * k]
+                    f0, f1 = dst[0:nq], dst[nq : 2 * nq]
+                    f2, f3 = dst[2 * nq : 3 * nq], dst[3 * nq :]
+                    for k in range(nq):  # split by column phase modulo 4
+                        f0[k], f1[k] = line[4 * k], line[4 * k + 1]
+                        f2[k], f3[k] = line[4 * k + 2], line[4 * k + 3]
 
     @jit
     def transform_sub_kernels(w, sh, sw, gm, k, t, u, o0, o1):
@@ -539,17 +539,17 @@ def _kernels(dtype_char: str) -> SimpleNamespace:
     def strided_layer(x, pt, pl, sh, sw, w, gm, bias, p, u, out, units, bounds, tw, bufs):
         """The whole strided layer on numba's threads: worker ``k`` of ``line.shape[0]``
         computes a share of the polyphase components ``p`` (:func:`split_phases`, by
-        channels) and of the transformed sub-kernels ``u`` (:func:`transform_sub_kernels`,
+        row phases of the channels) and of the transformed sub-kernels ``u`` (:func:`transform_sub_kernels`,
         by filters); then worker ``k`` of ``len(bounds) - 1`` runs
         :func:`strided_forward` on units ``bounds[k] : bounds[k+1]``; each with its own
         work arrays ``bufs[.][k]``."""
         line, kk, tt, v, m, s, y, h = bufs
         preparers, workers = line.shape[0], bounds.shape[0] - 1
-        channels, filters = x.shape[0] * x.shape[1], w.shape[0]
+        items, filters = x.shape[0] * x.shape[1] * sh, w.shape[0]
         u2 = u.reshape(u.shape[0], -1)
         for k in prange(preparers):
-            c0, c1 = channels * k // preparers, channels * (k + 1) // preparers
-            split_phases(x, pt, pl, sh, sw, p, line[k], c0, c1)
+            i0, i1 = items * k // preparers, items * (k + 1) // preparers
+            split_phases(x, pt, pl, sh, sw, p, line[k], i0, i1)
             f0, f1 = filters * k // preparers, filters * (k + 1) // preparers
             transform_sub_kernels(w, sh, sw, gm, kk[k], tt[k], u2, f0, f1)
         for k in prange(workers):
