@@ -15,8 +15,8 @@ asserted except that every candidate computes the reference's answer.
   for each method, with the exponent fitted on a log-log scale.
 * Choice: Winograd against im2col on 13 3x3 layers (3-512 channels, 7-224 pixels), the
   layers ``choose_method``'s Winograd cost model was fitted to, and on 4 grouped and
-  depthwise layers; then on 11 strided layers (7x7, 8x8, 5x5 and 3x3 at stride 2, 11x11
-  at stride 4, from 2 to 64 channels), Winograd over the polyphase components against im2col; and what
+  depthwise layers; then on 13 strided layers (7x7, 8x8, 5x5 and 3x3 at stride 2, 11x11
+  at stride 4, from 2 to 512 channels), Winograd over the polyphase components against im2col; and what
   ``choose_method`` picks.
 
 Timing (:func:`conv_lib.timing.block_times`): each candidate is timed over a block of
@@ -411,6 +411,8 @@ STRIDED_CHOICE_LAYERS = [  # (x shape, weight shape, stride, padding)
     ((1, 3, 32, 32), (8, 3, 7, 7), 2, 3),
     ((1, 2, 12, 12), (2, 2, 7, 7), 2, 3),
     ((2, 4, 20, 20), (8, 4, 11, 11), 4, 2),
+    ((2, 256, 28, 28), (256, 256, 7, 7), 2, 3),
+    ((1, 512, 14, 14), (512, 512, 7, 7), 2, 3),
     ((2, 3, 64, 64), (16, 3, 8, 8), 2, 3),
     ((1, 3, 227, 227), (96, 3, 11, 11), 4, 0),
     ((8, 32, 32, 32), (64, 32, 5, 5), 2, 2),
