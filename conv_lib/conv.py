@@ -167,6 +167,11 @@ def conv2d(
         x, weight, bias, stride, padding, dilation, groups
     )
     choice_dtype = _choice_dtype(given, x.dtype)
+    if x.shape[0] == 0:  # an empty batch: the other methods plan their chunks per image
+        if method == "winograd":
+            check_winograd(weight.shape[2:], stride, dilation)
+        check_choice("method", method, ("auto",) + LAYER_METHODS)
+        method = "direct"
     method = resolve_layer_method(method, x.shape, weight.shape, stride, dilation, choice_dtype)
     dtype = result_dtype(x, weight)
     # the bias is added inside the chunks when it does not widen the result's dtype
@@ -246,6 +251,10 @@ def conv2d_backward(
     choice_dtype = _choice_dtype(given, dtype)
     check_choice("method", method, ("auto",) + LAYER_METHODS)
     grad_out, x, weight = (a.astype(dtype, copy=False) for a in (grad_out, x, weight))
+    if x.shape[0] == 0:  # an empty batch: the other methods plan their chunks per image
+        if method == "winograd":
+            check_winograd(weight.shape[2:], stride, dilation, backward=True)
+        method = "direct"
     if method == "winograd":
         check_winograd(weight.shape[2:], stride, dilation, backward=True)
         budget = get_memory_budget()

@@ -297,3 +297,29 @@ def test_choose_method_nchw():
     with winograd_kernels.numpy_transforms():
         assert choose_method((2, 3, 224, 224), (64, 3, 7, 7), stride=2) == "im2col"
     assert choose_method((1, 1, 512, 512), (1, 1, 31, 31)) == "fft"
+
+
+@pytest.mark.parametrize("method", ["auto", "direct", "im2col", "fft", "winograd"])
+@pytest.mark.parametrize(
+    ("x_shape", "w_shape", "kwargs"),
+    [
+        ((0, 3, 8, 8), (4, 3, 3, 3), dict(padding=1)),
+        ((0, 3, 40, 40), (4, 3, 7, 7), dict(stride=2, padding=3)),
+    ],
+)
+def test_an_empty_batch_gives_empty_outputs_and_zero_weight_gradients(method, x_shape, w_shape, kwargs):
+    """N = 0, as torch allows: the output has no images, grad_x none, grad_w and grad_b
+    are zeros (sums over no images), for every method (the chunked ones used to divide
+    by the number of images)."""
+    x, w = np.ones(x_shape), np.ones(w_shape)
+    xt, wt = torch.zeros(x_shape, requires_grad=True), torch.ones(w_shape, requires_grad=True)
+    out_t = F.conv2d(xt, wt, **kwargs)
+    out = conv2d(x, w, method=method, **kwargs)
+    assert out.shape == tuple(out_t.shape) and out.dtype == np.float64
+    g = np.ones(out.shape)
+    if method == "winograd" and kwargs.get("stride", 1) != 1:
+        method = "auto"  # Winograd's backward is for stride-1 layers
+    grad_x, grad_w, grad_b = conv2d_backward(g, x, w, method=method, **kwargs)
+    assert grad_x.shape == x_shape and grad_w.shape == w_shape and grad_b.shape == (w_shape[0],)
+    np.testing.assert_array_equal(grad_w, 0)
+    np.testing.assert_array_equal(grad_b, 0)
