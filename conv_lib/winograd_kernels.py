@@ -519,22 +519,21 @@ def _kernels(dtype_char: str) -> SimpleNamespace:
                                     k[i, j, pair] = w[o, c, row, col] if row < kh and col < kw else zero
             for x in range(alpha):  # t = G k
                 for j in range(r):
-                    dst = t[x, j, :pairs]
-                    for pair in range(pairs):
-                        dst[pair] = zero
-                    for i in range(r):
-                        coef, src = gm[x, i], k[i, j]
-                        for pair in range(pairs):
-                            dst[pair] += coef * src[pair]
+                    weighted_sum(t[x, j, :pairs], gm[x], k[:, j])
             for x in range(alpha):  # u = t G^T
                 for y in range(alpha):
-                    dst = u[alpha * x + y, f0 * per_filter : f1 * per_filter]
-                    for pair in range(pairs):
-                        dst[pair] = zero
-                    for j in range(r):
-                        coef, src = gm[y, j], t[x, j]
-                        for pair in range(pairs):
-                            dst[pair] += coef * src[pair]
+                    weighted_sum(u[alpha * x + y, f0 * per_filter : f1 * per_filter], gm[y], t[x])
+
+    @jit
+    def weighted_sum(dst, coefs, rows):
+        """``dst[:] = sum_i coefs[i] * rows[i, :len(dst)]`` (a loop over ``dst`` per row,
+        vectorised)."""
+        for pair in range(dst.shape[0]):
+            dst[pair] = dst.dtype.type(0)
+        for i in range(coefs.shape[0]):
+            coef, src = coefs[i], rows[i]
+            for pair in range(dst.shape[0]):
+                dst[pair] += coef * src[pair]
 
     def strided_layer(x, pt, pl, sh, sw, w, gm, bias, p, u, out, units, bounds, tw, bufs):
         """The whole strided layer on numba's threads: worker ``k`` of ``line.shape[0]``

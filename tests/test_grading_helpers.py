@@ -901,8 +901,6 @@ def test_grading_workers_run_conv_lib_on_numpy() -> None:
     """A grading worker never compiles numba kernels for the grader's own conv_lib calls,
     whatever shapes a student's answer makes it diagnose (grade_one sets CONV_LIB_JIT=0
     first thing, in the worker's own process)."""
-    import subprocess
-    import sys
 
     code = (
         "import os\n"
@@ -916,9 +914,7 @@ def test_grading_workers_run_conv_lib_on_numpy() -> None:
         "    pass\n"
         "print(os.environ.get('CONV_LIB_JIT'), k.available())\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["0", "False"]
+    assert _printed_by_fresh_python(code) == ["0", "False"]
 
 
 def test_named_network_bug_is_not_diagnosed_on_huge_networks(monkeypatch) -> None:
@@ -950,8 +946,6 @@ def test_grading_workers_release_conv_lib_work_arrays() -> None:
     """After each submission, grade_one frees the work arrays conv_lib's threads keep
     between calls, so that what one submission made the grader compute is not held
     while the worker grades the next ones."""
-    import subprocess
-    import sys
 
     code = (
         "import types\n"
@@ -969,9 +963,7 @@ def test_grading_workers_release_conv_lib_work_arrays() -> None:
         "    pass\n"
         "print(held > 0, sum(len(s) for s in workspace._all_workspaces))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["True", "0"]
+    assert _printed_by_fresh_python(code) == ["True", "0"]
 
 
 def test_loss_and_grads_needs_a_loss_that_moves() -> None:
@@ -1051,3 +1043,14 @@ def accuracy_float_arrays(params):
     from course.grading import accuracy
 
     return accuracy._float_arrays(params, "init_params()")
+
+
+def _printed_by_fresh_python(code: str) -> list[str]:
+    """The words ``code`` prints, run in a fresh Python process (the grading worker's
+    environment changes must not leak into the test process)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
